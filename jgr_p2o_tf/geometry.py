@@ -1,0 +1,255 @@
+"""Camera geometry, 3D-cube hand crops and coordinate normalization.
+
+Every projection, crop and normalization in the project goes through this
+module (see ARCHITECTURE.md, "Conventions"). The point functions accept NumPy
+arrays (data preparation, evaluation) or backend tensors (augmentation, the
+exported serving graph) and dispatch to ``numpy`` or ``keras.ops``.
+
+Coordinates:
+  * uvd: full-frame pixel column and row (integer pixel centres) and depth mm.
+  * xyz: camera space in mm, ``x = (u - cx) d / fx``, ``y = (v - cy) d / fy``,
+    ``z = d``.
+  * normalized UVZ: ``uv = (M [u, v, 1] + 0.5) / S`` in [0, 1] of the S×S crop
+    and ``z = (d - zc) / (cube_z / 2)`` in [-1, 1], where M is the 2×3 crop
+    affine and zc the depth of the hand centre.
+"""
+
+import dataclasses
+
+import numpy as np
+
+CROP_SIZE = 96
+
+
+@dataclasses.dataclass(frozen=True)
+class Camera:
+  """Pinhole intrinsics in pixels and the image size."""
+  fx: float
+  fy: float
+  cx: float
+  cy: float
+  width: int
+  height: int
+
+  @property
+  def intrinsics(self):
+    """(4,) float32 array (fx, fy, cx, cy), the form the graph functions take."""
+    return np.array([self.fx, self.fy, self.cx, self.cy], np.float32)
+
+
+# NYU's joint_xyz has y pointing up, so its fy is negative (as in the
+# community evaluation toolkit); |fy| = 587.07.
+NYU_CAMERA = Camera(588.03, -587.07, 320.0, 240.0, 640, 480)
+ICVL_CAMERA = Camera(241.42, 241.42, 160.0, 120.0, 320, 240)
+# The intrinsics the ICVL evaluation toolkits use to turn uvd into xyz.
+ICVL_EVAL_CAMERA = Camera(240.99, 240.96, 160.0, 120.0, 320, 240)
+MSRA_CAMERA = Camera(241.42, 241.42, 160.0, 120.0, 320, 240)
+
+CAMERAS = {
+    "nyu": NYU_CAMERA,
+    "icvl": ICVL_CAMERA,
+    "icvl_eval": ICVL_EVAL_CAMERA,
+    "msra": MSRA_CAMERA,
+    "synthetic": ICVL_CAMERA,
+}
+
+# Edge of the 3D cube cropped around the hand centre, per dataset (mm).
+CUBE_MM = {"nyu": 300.0, "icvl": 250.0, "msra": 200.0, "synthetic": 250.0}
+
+
+def get_camera(name):
+  try:
+    return CAMERAS[name]
+  except KeyError:
+    raise ValueError(f"Unknown camera {name!r}; expected one of "
+                     f"{sorted(CAMERAS)}.") from None
+
+
+def cube_vector(cube_mm):
+  """A scalar cube edge or (3,) edges → (3,) float32 edges in mm."""
+  cube = np.broadcast_to(np.asarray(cube_mm, np.float32), (3,))
+  if np.any(cube <= 0):
+    raise ValueError(f"cube edges must be positive, got {cube_mm!r}")
+  return cube.copy()
+
+
+def _ops(*arrays):
+  """numpy for NumPy inputs, keras.ops for backend tensors."""
+  if all(isinstance(a, (np.ndarray, np.generic, float, int, list, tuple))
+         for a in arrays):
+    return np
+  import keras  # pylint: disable=g-import-not-at-top
+  return keras.ops
+
+
+def _split_intrinsics(camera):
+  """Camera or (..., 4) intrinsics → fx, fy, cx, cy broadcastable to (...)."""
+  if isinstance(camera, Camera):
+    return camera.fx, camera.fy, camera.cx, camera.cy
+  return camera[..., 0], camera[..., 1], camera[..., 2], camera[..., 3]
+
+
+def uvd_to_xyz(uvd, camera):
+  """(..., 3) uvd → (..., 3) xyz mm. ``camera``: Camera or (..., 4) intrinsics."""
+  ops = _ops(uvd)
+  fx, fy, cx, cy = _split_intrinsics(camera)
+  u, v, d = uvd[..., 0], uvd[..., 1], uvd[..., 2]
+  return ops.stack([(u - cx) * d / fx, (v - cy) * d / fy, d], axis=-1)
+
+
+def xyz_to_uvd(xyz, camera):
+  """(..., 3) xyz mm → (..., 3) uvd. ``camera``: Camera or (..., 4) intrinsics."""
+  ops = _ops(xyz)
+  fx, fy, cx, cy = _split_intrinsics(camera)
+  x, y, z = xyz[..., 0], xyz[..., 1], xyz[..., 2]
+  return ops.stack([x * fx / z + cx, y * fy / z + cy, z], axis=-1)
+
+
+def crop_affine(centre_uvd, cube_mm, camera, crop_size=CROP_SIZE):
+  """The 2×3 affine M mapping full-frame pixels to crop pixels.
+
+  The square of side cube_x × cube_y mm at the centre's depth, centred on it,
+  fills the crop exactly: its edges land on the crop's outer pixel edges.
+
+  Args:
+    centre_uvd: (..., 3) hand centre in uvd.
+    cube_mm: (3,) cube edges in mm (see ``cube_vector``) or (..., 3).
+    camera: Camera or (..., 4) intrinsics.
+    crop_size: S, the crop's side in pixels.
+
+  Returns:
+    (..., 2, 3) affine.
+  """
+  ops = _ops(centre_uvd, cube_mm)
+  fx, fy, _, _ = _split_intrinsics(camera)
+  u_c, v_c, z_c = centre_uvd[..., 0], centre_uvd[..., 1], centre_uvd[..., 2]
+  s_u = crop_size * z_c / (cube_mm[..., 0] * ops.abs(fx))
+  s_v = crop_size * z_c / (cube_mm[..., 1] * ops.abs(fy))
+  half = crop_size / 2.0 - 0.5
+  zero = ops.zeros_like(s_u)
+  row_u = ops.stack([s_u, zero, half - s_u * u_c], axis=-1)
+  row_v = ops.stack([zero, s_v, half - s_v * v_c], axis=-1)
+  return ops.stack([row_u, row_v], axis=-2)
+
+
+def invert_affine(affine):
+  """Inverse of a (..., 2, 3) affine, as a (..., 2, 3) affine."""
+  ops = _ops(affine)
+  a, b, c = affine[..., 0, 0], affine[..., 0, 1], affine[..., 0, 2]
+  d, e, f = affine[..., 1, 0], affine[..., 1, 1], affine[..., 1, 2]
+  det = a * e - b * d
+  ia, ib, id_, ie = e / det, -b / det, -d / det, a / det
+  row0 = ops.stack([ia, ib, -(ia * c + ib * f)], axis=-1)
+  row1 = ops.stack([id_, ie, -(id_ * c + ie * f)], axis=-1)
+  return ops.stack([row0, row1], axis=-2)
+
+
+def apply_affine(affine, uv):
+  """Applies (..., 2, 3) affines to (..., J, 2) points."""
+  ops = _ops(affine, uv)
+  linear = affine[..., :2]
+  offset = affine[..., 2]
+  return ops.einsum("...ij,...kj->...ki", linear, uv) + offset[..., None, :]
+
+
+def uvd_to_normalized(uvd, affine, centre_z, cube_mm, crop_size=CROP_SIZE):
+  """(..., J, 3) full-frame uvd → normalized UVZ of the crop.
+
+  Args:
+    uvd: (..., J, 3) joints.
+    affine: (..., 2, 3) crop affine from ``crop_affine``.
+    centre_z: (...) depth of the hand centre in mm.
+    cube_mm: (3,) or (..., 3) cube edges in mm.
+    crop_size: S.
+  """
+  ops = _ops(uvd, affine)
+  uv = (apply_affine(affine, uvd[..., :2]) + 0.5) / crop_size
+  z = (uvd[..., 2] - centre_z[..., None]) / (cube_mm[..., 2:3] / 2.0)
+  return ops.concatenate([uv, z[..., None]], axis=-1)
+
+
+def normalized_to_uvd(uvz, affine, centre_z, cube_mm, crop_size=CROP_SIZE):
+  """Inverse of ``uvd_to_normalized``: normalized UVZ → full-frame uvd."""
+  ops = _ops(uvz, affine)
+  uv = apply_affine(invert_affine(affine), uvz[..., :2] * crop_size - 0.5)
+  d = uvz[..., 2] * (cube_mm[..., 2:3] / 2.0) + centre_z[..., None]
+  return ops.concatenate([uv, d[..., None]], axis=-1)
+
+
+def normalized_to_xyz(uvz, affine, centre_z, cube_mm, camera,
+                      crop_size=CROP_SIZE):
+  """Normalized UVZ → full-frame xyz in mm."""
+  return uvd_to_xyz(
+      normalized_to_uvd(uvz, affine, centre_z, cube_mm, crop_size), camera)
+
+
+def normalize_depth(depth_mm, centre_z, cube_z):
+  """Depth in mm → [-1, 1] about the centre; holes and outside the cube → 1.
+
+  Args:
+    depth_mm: (..., H, W) or (..., H, W, 1) depth, 0 where there is none.
+    centre_z: depth of the hand centre, broadcastable to depth_mm.
+    cube_z: depth extent of the cube in mm, broadcastable.
+  """
+  ops = _ops(depth_mm, centre_z)
+  normalized = (depth_mm - centre_z) / (cube_z / 2.0)
+  inside = (depth_mm > 0) & (ops.abs(normalized) <= 1.0)
+  return ops.where(inside, normalized, ops.ones_like(normalized))
+
+
+def crop_depth(depth_mm, centre_xyz, cube_mm, camera, crop_size=CROP_SIZE):
+  """Crops the hand cube out of one full depth frame (NumPy, OpenCV).
+
+  Args:
+    depth_mm: (H, W) float32 depth in mm, 0 for holes.
+    centre_xyz: (3,) hand centre in mm.
+    cube_mm: scalar or (3,) cube edges in mm.
+    camera: Camera.
+    crop_size: S.
+
+  Returns:
+    (crop, affine): (S, S) float32 normalized depth and the (2, 3) float32
+    affine from full-frame to crop pixels.
+  """
+  import cv2  # pylint: disable=g-import-not-at-top
+  cube = cube_vector(cube_mm)
+  centre_xyz = np.asarray(centre_xyz, np.float32)
+  centre_uvd = xyz_to_uvd(centre_xyz, camera)
+  affine = crop_affine(centre_uvd, cube, camera, crop_size).astype(np.float32)
+  # Nearest neighbour: interpolating would invent depths between the hand and
+  # the background at its silhouette.
+  crop = cv2.warpAffine(
+      np.ascontiguousarray(depth_mm, np.float32), affine.astype(np.float64),
+      (crop_size, crop_size), flags=cv2.INTER_NEAREST,
+      borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+  return normalize_depth(crop, centre_xyz[2], cube[2]).astype(np.float32), affine
+
+
+def crop_depth_in_graph(depth_mm, affine, centre_z, cube_z,
+                        crop_size=CROP_SIZE):
+  """``crop_depth`` for a batch inside a TensorFlow graph (exported model).
+
+  Args:
+    depth_mm: (B, H, W, 1) float32 depth frames in mm.
+    affine: (B, 2, 3) crop affines (full frame → crop pixels).
+    centre_z: (B,) centre depths in mm.
+    cube_z: (B,) cube depth extents in mm.
+    crop_size: S.
+
+  Returns:
+    (B, S, S, 1) float32 normalized crops, bit-identical in the sampled
+    positions to ``crop_depth``.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  inverse = invert_affine(affine)
+  batch = tf.shape(depth_mm)[0]
+  transforms = tf.concat(
+      [tf.reshape(inverse, [batch, 6]), tf.zeros([batch, 2], tf.float32)],
+      axis=1)
+  crop = tf.raw_ops.ImageProjectiveTransformV3(
+      images=depth_mm, transforms=transforms,
+      output_shape=tf.constant([crop_size, crop_size], tf.int32),
+      fill_value=tf.constant(0.0, tf.float32), interpolation="NEAREST",
+      fill_mode="CONSTANT")
+  return normalize_depth(crop, centre_z[:, None, None, None],
+                         cube_z[:, None, None, None])
