@@ -1,0 +1,219 @@
+"""Online augmentation of normalized hand crops, batched and in-graph.
+
+The paper augments with in-plane rotation in [-180°, 180°], 3D scaling in
+[0.9, 1.1] and 3D translation in [-10, 10] mm. Every sample of a batch draws
+its own parameters and the whole batch is transformed with tensor ops, so the
+augmentation runs inside the compiled train step, XLA included.
+
+The forward map in normalized UVZ (ARCHITECTURE.md, "Augmentation"):
+
+  uv' = s R(θ) (uv - 0.5) + 0.5 + t_xy / cube_xy
+  z'  = s z + t_z / (cube_z / 2)
+
+with R(θ) = [[cos θ, -sin θ], [sin θ, cos θ]] acting on (u, v). Since v points
+down the image, θ > 0 turns the crop clockwise on screen: θ = 90° is
+``np.rot90(crop, k=-1)``. The depth crop is warped by the same map with
+nearest-neighbour sampling (hand and background depths never mix) and its
+hand pixels get d' = s d + t_z / (cube_z / 2); background stays exactly 1.
+
+Hand depths that the transform pushes out of [-1, 1] become background rather
+than being clamped: the crop convention (``geometry.normalize_depth``) makes
+everything outside the cube background, so the result is the crop the moved
+hand would have given, whereas clamping would paint flat walls at ±1 that no
+real crop contains. Joints are never clipped: a label outside the crop or the
+cube keeps its true position.
+
+Parts of the crop rotated in from beyond its edges are background, like the
+rest of the world outside the cube.
+"""
+
+import dataclasses
+import math
+
+import tensorflow as tf
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+  """Ranges of the random augmentation; the defaults are the paper's.
+
+  Attributes:
+    rotation_deg: θ ~ U(-rotation_deg, rotation_deg) degrees; 0 switches
+      rotation off.
+    scale_range: s ~ U(scale_range); (1, 1) switches scaling off.
+    translation_mm: each of t_x, t_y, t_z ~ U(-translation_mm,
+      translation_mm) mm; 0 switches translation off.
+  """
+  rotation_deg: float = 180.0
+  scale_range: tuple[float, float] = (0.9, 1.1)
+  translation_mm: float = 10.0
+
+  def __post_init__(self):
+    if self.rotation_deg < 0:
+      raise ValueError(f"rotation_deg must be >= 0, got {self.rotation_deg}")
+    low, high = self.scale_range
+    if not 0 < low <= high:
+      raise ValueError(f"scale_range must satisfy 0 < low <= high, got "
+                       f"{self.scale_range}")
+    if self.translation_mm < 0:
+      raise ValueError(
+          f"translation_mm must be >= 0, got {self.translation_mm}")
+
+
+def sample_parameters(batch_size, config, seed):
+  """Draws per-sample augmentation parameters, a pure function of ``seed``.
+
+  Args:
+    batch_size: B, a Python int or scalar int tensor.
+    config: AugmentConfig.
+    seed: (2,) int32/int64 tensor, as for ``tf.random.stateless_uniform``.
+
+  Returns:
+    (theta, scale, translation_mm): (B,) rotation in radians, (B,) scale and
+    (B, 3) translation in mm, all float32.
+
+  Under ``jit_compile=True`` XLA generates its own Philox stream, so a seed
+  gives other (equally deterministic) parameters there than in eager mode or
+  a plain ``tf.function``; a run that keeps its compile mode is reproducible.
+  """
+  # Philox by name: with "auto_select" the draws may change with the device.
+  draws = tf.random.stateless_uniform(
+      tf.stack([batch_size, 5]), seed=seed, dtype=tf.float32, alg="philox")
+  max_theta = math.radians(config.rotation_deg)
+  theta = max_theta * (2.0 * draws[:, 0] - 1.0)
+  low, high = config.scale_range
+  scale = low + (high - low) * draws[:, 1]
+  translation = config.translation_mm * (2.0 * draws[:, 2:] - 1.0)
+  return theta, scale, translation
+
+
+def warp_nearest(images, inverse_affine, fill_value):
+  """Nearest-neighbour affine warp, equal to ImageProjectiveTransformV3.
+
+  XLA has no kernel for ``tf.raw_ops.ImageProjectiveTransformV3`` (compiling
+  it with jit_compile=True fails on XLA_CPU_JIT), so the same sampling is
+  written as a gather: output pixel (x, y) (column, row, integer centres)
+  reads input pixel ``round(inverse_affine · [x, y, 1])``, rounding halves
+  away from zero like the op's std::round, and gets ``fill_value`` when that
+  pixel lies outside the image.
+
+  Args:
+    images: (B, H, W, C) float32, H, W and C static.
+    inverse_affine: (B, 2, 3) float32, output pixel → input pixel.
+    fill_value: scalar for pixels sampled from outside the image.
+
+  Returns:
+    (B, H, W, C) float32.
+  """
+  batch = tf.shape(images)[0]
+  height, width, channels = images.shape[1:]
+  x = tf.range(width, dtype=tf.float32)[None, None, :]
+  y = tf.range(height, dtype=tf.float32)[None, :, None]
+
+  def coefficient(row, column):
+    return inverse_affine[:, row, column, None, None]
+
+  # Same operation order as the op, so the sampled pixels agree bit for bit.
+  x_in = coefficient(0, 0) * x + coefficient(0, 1) * y + coefficient(0, 2)
+  y_in = coefficient(1, 0) * x + coefficient(1, 1) * y + coefficient(1, 2)
+  column = tf.cast(_round_half_away_from_zero(x_in), tf.int32)
+  row = tf.cast(_round_half_away_from_zero(y_in), tf.int32)
+  inside = (column >= 0) & (column < width) & (row >= 0) & (row < height)
+  # Clamping keeps the gather in bounds; the outside reads are replaced below.
+  index = ((tf.range(batch)[:, None, None] * height
+            + tf.clip_by_value(row, 0, height - 1)) * width
+           + tf.clip_by_value(column, 0, width - 1))
+  warped = tf.gather(tf.reshape(images, [-1, channels]), index)
+  return tf.where(inside[..., None], warped,
+                  tf.cast(fill_value, warped.dtype))
+
+
+def _round_half_away_from_zero(x):
+  """std::round; tf.round would round halves to even."""
+  magnitude = tf.abs(x)
+  whole = tf.floor(magnitude)
+  return tf.sign(x) * (whole + tf.cast(magnitude - whole >= 0.5, x.dtype))
+
+
+def transform_batch(depth, joints_uvz, cube, theta, scale, translation_mm):
+  """Applies given rotations, scales and translations to a batch.
+
+  θ = 0, s = 1, t = 0 returns the inputs bit for bit: the joints are moved
+  by ``(s R - I)(uv - 0.5)``, which is exactly zero then, instead of being
+  recentred, which would round.
+
+  Args:
+    depth: (B, S, S, 1) normalized depth crops (hand in [-1, 1], background
+      exactly 1); any float dtype, S static.
+    joints_uvz: (B, J, 3) normalized UVZ.
+    cube: (B, 3) cube edges in mm.
+    theta: (B,) in-plane rotation in radians (θ > 0 is clockwise on screen).
+    scale: (B,) 3D scale about the hand centre.
+    translation_mm: (B, 3) translation in mm.
+
+  Returns:
+    (depth', joints_uvz'): (B, S, S, 1) and (B, J, 3) float32.
+  """
+  depth = tf.cast(depth, tf.float32)
+  joints_uvz = tf.cast(joints_uvz, tf.float32)
+  cube = tf.cast(cube, tf.float32)
+  theta = tf.cast(theta, tf.float32)
+  scale = tf.cast(scale, tf.float32)
+  translation_mm = tf.cast(translation_mm, tf.float32)
+  size = depth.shape[1]
+  if size is None or depth.shape[2] != size:
+    raise ValueError(f"depth must be (B, S, S, 1) with static S, got "
+                     f"{depth.shape}")
+
+  cos, sin = tf.cos(theta), tf.sin(theta)
+  # uv per mm is 1/cube_xy; z per mm is 2/cube_z.
+  shift_uv = translation_mm[:, :2] / cube[:, :2]
+  shift_z = translation_mm[:, 2] / (cube[:, 2] / 2.0)
+
+  # Joints: uv' = uv + (s R - I)(uv - 0.5) + shift.
+  s_cos_m1 = (scale * cos - 1.0)[:, None]
+  s_sin = (scale * sin)[:, None]
+  centred_u = joints_uvz[..., 0] - 0.5
+  centred_v = joints_uvz[..., 1] - 0.5
+  u = joints_uvz[..., 0] + (s_cos_m1 * centred_u - s_sin * centred_v
+                            + shift_uv[:, 0:1])
+  v = joints_uvz[..., 1] + (s_sin * centred_u + s_cos_m1 * centred_v
+                            + shift_uv[:, 1:2])
+  z = scale[:, None] * joints_uvz[..., 2] + shift_z[:, None]
+  joints_out = tf.stack([u, v, z], axis=-1)
+
+  # Crop pixels p = uv S - 0.5 map as p' = s R (p - c) + c + shift S with
+  # c = (S - 1)/2; the warp needs the inverse, output pixel → input pixel:
+  # p = R(-θ)/s (p' - c - shift S) + c.
+  centre = (size - 1) / 2.0
+  a, b = cos / scale, sin / scale
+  origin_x = centre + shift_uv[:, 0] * size
+  origin_y = centre + shift_uv[:, 1] * size
+  inverse = tf.reshape(tf.stack([
+      a, b, centre - a * origin_x - b * origin_y,
+      -b, a, centre + b * origin_x - a * origin_y], axis=-1), [-1, 2, 3])
+  warped = warp_nearest(depth, inverse, 1.0)
+
+  moved = scale[:, None, None, None] * warped + shift_z[:, None, None, None]
+  keep = (warped < 1.0) & (tf.abs(moved) <= 1.0)
+  depth_out = tf.where(keep, moved, tf.ones_like(moved))
+  return depth_out, joints_out
+
+
+def augment_batch(depth, joints_uvz, cube, config, seed):
+  """Random rotation, 3D scale and 3D translation of a batch of crops.
+
+  Args:
+    depth: (B, S, S, 1) normalized depth crops; any float dtype.
+    joints_uvz: (B, J, 3) normalized UVZ.
+    cube: (B, 3) cube edges in mm.
+    config: AugmentConfig.
+    seed: (2,) int tensor; the same seed gives the same augmentation (the
+      parameters are ``sample_parameters(B, config, seed)``).
+
+  Returns:
+    (depth', joints_uvz'): (B, S, S, 1) and (B, J, 3) float32.
+  """
+  theta, scale, translation = sample_parameters(
+      tf.shape(depth)[0], config, seed)
+  return transform_batch(depth, joints_uvz, cube, theta, scale, translation)

@@ -1,0 +1,218 @@
+"""Evaluation reports: metrics of several methods on one test set, as a dict.
+
+A report is plain JSON-able data, so the CLI writes it as is, and plots,
+tables and notebooks read it back:
+
+  {"dataset": "nyu", "labels": path or None,
+   "camera": {"fx", "fy", "cx", "cy"} or None,   # uvd → xyz, file mode
+   "num_frames": N, "num_joints": J, "joint_names": [...],
+   "methods": [{"name", "path",                   # path None for arrays
+                "mean_error_mm",
+                "per_joint_error_mm": {joint name: mm, ...},
+                "success_curves": {"thresholds_mm": [...],
+                                   "worst_joint": [fraction, ...],
+                                   "mean_joint": [fraction, ...]},
+                "worst_frames": [{"index", "max_error_mm"}, ...]}, ...]}
+
+``evaluate_arrays`` builds it from xyz arrays (the model mode);
+``evaluate_prediction_files`` reads uvd files first (the file mode).
+"""
+
+import json
+import os
+
+import numpy as np
+
+from jgr_p2o_tf import geometry
+from jgr_p2o_tf import metrics
+from jgr_p2o_tf import skeletons
+from jgr_p2o_tf import visualize
+
+# How many of the worst frames each method lists, for a look at failures.
+NUM_WORST_FRAMES = 10
+
+
+def method_result(name, pred_xyz, gt_xyz, joint_names, path=None,
+                  thresholds=metrics.DEFAULT_THRESHOLDS_MM):
+  """The report entry of one method.
+
+  Args:
+    name: the method's name in tables and legends.
+    pred_xyz: (N, J, 3) predicted joints in mm.
+    gt_xyz: (N, J, 3) true joints in mm.
+    joint_names: J names, the keys of the per-joint errors.
+    path: the prediction file, if there is one.
+    thresholds: thresholds of the success curves in mm.
+  """
+  errors = metrics.joint_errors(pred_xyz, gt_xyz)
+  if errors.shape[1] != len(joint_names):
+    raise ValueError(f"{name}: {errors.shape[1]} joints but "
+                     f"{len(joint_names)} joint names")
+  worst = metrics.max_joint_errors(errors)
+  return {
+      "name": name,
+      "path": path,
+      "mean_error_mm": metrics.mean_error(errors),
+      "per_joint_error_mm": dict(
+          zip(joint_names, metrics.per_joint_errors(errors).tolist())),
+      "success_curves": {
+          "thresholds_mm": np.asarray(thresholds, np.float64).tolist(),
+          "worst_joint": metrics.success_curve(worst, thresholds).tolist(),
+          "mean_joint": metrics.mean_joint_success_curve(
+              errors, thresholds).tolist(),
+      },
+      "worst_frames": [
+          {"index": int(i), "max_error_mm": float(worst[i])}
+          for i in metrics.worst_frames(worst, NUM_WORST_FRAMES)],
+  }
+
+
+def evaluate_arrays(pred_xyz, gt_xyz, names, dataset, paths=None,
+                    labels_path=None, camera=None,
+                    thresholds=metrics.DEFAULT_THRESHOLDS_MM):
+  """A report comparing several methods' predictions with the ground truth.
+
+  Args:
+    pred_xyz: sequence of (N, J, 3) predictions in mm, one per method.
+    gt_xyz: (N, J, 3) ground truth in mm.
+    names: one name per method.
+    dataset: skeleton layout name (``skeletons.SKELETONS``) for joint names.
+    paths: the prediction file of each method, or None.
+    labels_path: the ground-truth file, or None.
+    camera: the Camera that turned uvd into xyz, or None.
+    thresholds: thresholds of the success curves in mm.
+
+  Returns:
+    The report dict described in the module docstring.
+  """
+  skeleton = skeletons.get_skeleton(dataset)
+  gt_xyz = np.asarray(gt_xyz)
+  if gt_xyz.ndim != 3 or gt_xyz.shape[1:] != (skeleton.num_joints, 3):
+    raise ValueError(
+        f"ground truth has shape {gt_xyz.shape}, expected (N, "
+        f"{skeleton.num_joints}, 3) for the {skeleton.name} layout")
+  paths = [None] * len(pred_xyz) if paths is None else list(paths)
+  if not len(pred_xyz) == len(names) == len(paths):
+    raise ValueError(f"{len(pred_xyz)} predictions, {len(names)} names and "
+                     f"{len(paths)} paths; expected as many of each")
+  return {
+      "dataset": skeleton.name,
+      "labels": labels_path,
+      "camera": None if camera is None else {
+          "fx": camera.fx, "fy": camera.fy, "cx": camera.cx, "cy": camera.cy},
+      "num_frames": int(gt_xyz.shape[0]),
+      "num_joints": skeleton.num_joints,
+      "joint_names": list(skeleton.joint_names),
+      "methods": [
+          method_result(name, pred, gt_xyz, skeleton.joint_names, path,
+                        thresholds)
+          for pred, name, path in zip(pred_xyz, names, paths)],
+  }
+
+
+def default_name(path):
+  """A method's name from its file: the base name without extension."""
+  return os.path.splitext(os.path.basename(path))[0]
+
+
+def evaluate_prediction_files(dataset, labels_path, prediction_paths,
+                              names=None):
+  """The report of uvd prediction files against a uvd label file.
+
+  Args:
+    dataset: "nyu", "icvl", "msra" or "synthetic": the joint layout and the
+      evaluation intrinsics (``metrics.EVAL_CAMERAS``).
+    labels_path: ground truth in the community text format.
+    prediction_paths: prediction files in the same format and frame order.
+    names: one name per file; by default the files' base names.
+
+  Returns:
+    The report dict described in the module docstring.
+
+  Raises:
+    ValueError: unknown dataset, wrong number of names, or a file that is
+      malformed (``metrics.PredictionFileError``) or has other frame or joint
+      counts than the labels.
+    OSError: a file that cannot be read.
+  """
+  camera = metrics.evaluation_camera(dataset)
+  num_joints = skeletons.get_skeleton(dataset).num_joints
+  names = ([default_name(p) for p in prediction_paths] if names is None
+           else list(names))
+  if len(names) != len(prediction_paths):
+    raise ValueError(f"{len(names)} names for {len(prediction_paths)} "
+                     f"prediction files")
+  gt_uvd = metrics.read_uvd_file(labels_path, num_joints)
+  pred_xyz = []
+  for path in prediction_paths:
+    pred_uvd = metrics.read_uvd_file(path, num_joints)
+    if len(pred_uvd) != len(gt_uvd):
+      raise metrics.PredictionFileError(
+          f"{path}: {len(pred_uvd)} frames, but the labels {labels_path} "
+          f"have {len(gt_uvd)}")
+    pred_xyz.append(geometry.uvd_to_xyz(pred_uvd, camera))
+  return evaluate_arrays(
+      pred_xyz, geometry.uvd_to_xyz(gt_uvd, camera), names, dataset,
+      paths=list(prediction_paths), labels_path=labels_path, camera=camera)
+
+
+def _success_at(method, threshold_mm):
+  curves = method["success_curves"]
+  return float(np.interp(threshold_mm, curves["thresholds_mm"],
+                         curves["worst_joint"]))
+
+
+def format_table(report):
+  """A plain-text table: mean error, worst joint and success rates."""
+  # ASCII only, so that the table prints on any console encoding.
+  rows = [("method", "mean (mm)", "worst joint (mm)", "<=20 mm", "<=40 mm")]
+  for method in report["methods"]:
+    per_joint = method["per_joint_error_mm"]
+    worst_joint = max(per_joint, key=per_joint.get)
+    rows.append((
+        method["name"], f"{method['mean_error_mm']:.3f}",
+        f"{worst_joint} {per_joint[worst_joint]:.2f}",
+        f"{100 * _success_at(method, 20.0):.1f}%",
+        f"{100 * _success_at(method, 40.0):.1f}%"))
+  widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
+  title = (f"{report['dataset']}: {report['num_frames']} frames, "
+           f"{report['num_joints']} joints; success = worst joint error <= t")
+  lines = [title] + ["  ".join(cell.ljust(w) if c == 0 else cell.rjust(w)
+                               for c, (cell, w) in enumerate(zip(row, widths)))
+                     for row in rows]
+  return "\n".join(lines)
+
+
+def _make_parent(path):
+  parent = os.path.dirname(path)
+  if parent:
+    os.makedirs(parent, exist_ok=True)
+
+
+def write_report_json(report, path):
+  """Writes the report as indented JSON, creating the folder if needed."""
+  _make_parent(path)
+  with open(path, "w", encoding="utf-8") as f:
+    json.dump(report, f, indent=1)
+    f.write("\n")
+
+
+def read_report_json(path):
+  """Reads a report written by ``write_report_json``."""
+  with open(path, encoding="utf-8") as f:
+    return json.load(f)
+
+
+def plot_report(report, title=None):
+  """The comparison figure (success curves and per-joint errors) of a report."""
+  if title is None:
+    title = (f"{report['dataset'].upper()} test set "
+             f"({report['num_frames']} frames, {report['num_joints']} joints)")
+  return visualize.plot_comparison(
+      report["methods"], joint_names=report["joint_names"], title=title)
+
+
+def save_report_plot(report, path, title=None, dpi=120):
+  """Saves ``plot_report``'s figure as an image (format from the suffix)."""
+  _make_parent(path)
+  plot_report(report, title).savefig(path, dpi=dpi)

@@ -1,0 +1,178 @@
+"""Tests of jgr_p2o_tf.visualize: panels, positions and what is drawn."""
+
+from matplotlib import collections as mpl_collections
+from matplotlib import colors as mpl_colors
+from matplotlib import figure as mpl_figure
+from matplotlib import quiver as mpl_quiver
+import numpy as np
+import pytest
+
+from jgr_p2o_tf import evaluation
+from jgr_p2o_tf import skeletons
+from jgr_p2o_tf import visualize
+
+S = 96
+
+
+def _scatter(ax, label):
+  return next(c for c in ax.collections
+              if isinstance(c, mpl_collections.PathCollection)
+              and c.get_label() == label)
+
+
+def _results():
+  rng = np.random.default_rng(0)
+  gt = rng.normal([0, 0, 400], 40, (20, 14, 3))
+  preds = [gt + rng.normal(0, s, gt.shape) for s in (3.0, 6.0, 9.0)]
+  report = evaluation.evaluate_arrays(preds, gt, ["a", "b", "c"], "nyu")
+  return report["methods"]
+
+
+def test_crop_joints_drawn_at_integer_pixel_centres():
+  joints_uvz = np.array([[0.5, 0.5, 0.0], [0.25, 0.75, 0.1],
+                         [1 / 96 * 0.5, 1.0 - 0.5 / 96, 0.0]])
+  skeleton = skeletons.Skeleton("three", ("a", "b", "c"), ((0, 1), (1, 2)))
+  gt = joints_uvz + [0.05, -0.05, 0.0]
+  fig = visualize.plot_crop_with_joints(np.ones((S, S, 1)), joints_uvz,
+                                        skeleton, gt_uvz=gt)
+  assert isinstance(fig, mpl_figure.Figure)
+  ax = fig.axes[0]
+  np.testing.assert_allclose(_scatter(ax, "prediction").get_offsets(),
+                             joints_uvz[:, :2] * S - 0.5)
+  np.testing.assert_allclose(_scatter(ax, "ground truth").get_offsets(),
+                             gt[:, :2] * S - 0.5)
+  # Pixel 0's centre is 0 and pixel 95's is 95: the crop spans −0.5..95.5.
+  np.testing.assert_allclose(_scatter(ax, "prediction").get_offsets()[2],
+                             [0.0, 95.0])
+  assert ax.images[0].get_extent() == [-0.5, 95.5, 95.5, -0.5]
+  assert len(ax.lines) == 4  # two bones each
+
+
+def test_crop_marker_renders_at_expected_pixel():
+  fig = visualize.plot_crop_with_joints(
+      np.ones((S, S)), np.array([[0.3, 0.7, 0.0]]),
+      skeletons.Skeleton("one", ("a",), ()))
+  ax = fig.axes[0]
+  image = visualize.figure_to_array(fig)
+  # Display coordinates have y up; image rows go down.
+  x, y = ax.transData.transform((0.3 * S - 0.5, 0.7 * S - 0.5))
+  row, col = int(round(image.shape[0] - y)), int(round(x))
+  red = np.array(mpl_colors.to_rgb(visualize.PRED_COLOR)) * 255
+  assert np.abs(image[row, col].astype(float) - red).max() < 30
+  # The crop itself (background = 1) is white away from the marker.
+  assert np.all(image[row, col + 15] > 240)
+
+
+def test_voting_maps_one_panel_per_joint_with_names():
+  names = skeletons.NYU.joint_names
+  maps = np.random.default_rng(0).random((24, 24, len(names)))
+  fig = visualize.plot_voting_maps(np.zeros((S, S)), maps, names,
+                                   joints_uvz=np.full((len(names), 3), 0.5))
+  assert len(fig.axes) == len(names)
+  assert [ax.get_title() for ax in fig.axes] == list(names)
+  # The 24×24 map covers exactly the 96×96 crop.
+  overlay = fig.axes[3].images[1]
+  assert overlay.get_array().shape == (24, 24)
+  assert overlay.get_extent() == fig.axes[3].images[0].get_extent()
+  with pytest.raises(ValueError, match="14 voting maps but 2 names"):
+    visualize.plot_voting_maps(np.zeros((S, S)), maps, ["a", "b"])
+
+
+def test_offset_field_arrows_start_at_cells_and_vote_for_the_joint():
+  h = w = 24
+  joint_uv = np.array([0.3, 0.6])
+  rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+  cell_uv = np.stack([(cols + 0.5) / w, (rows + 0.5) / h], axis=-1)
+  offsets = np.zeros((h, w, 2, 3))
+  offsets[..., 1, :2] = joint_uv - cell_uv
+  weights = np.full((h, w, 2), 1.0 / (h * w))
+  fig = visualize.plot_offset_field(np.ones((S, S)), offsets, weights, 1,
+                                    joint_name="thumb_tip")
+  ax = fig.axes[0]
+  assert ax.get_title() == "Offsets to thumb_tip"
+  arrows = next(c for c in ax.collections
+                if isinstance(c, mpl_quiver.Quiver))
+  assert len(arrows.X) == h * w
+  starts = np.stack([arrows.X, arrows.Y], axis=-1)
+  ends = starts + np.stack([arrows.U, arrows.V], axis=-1)
+  assert set(map(tuple, starts)) == {
+      (4 * j + 1.5, 4 * i + 1.5) for i in range(h) for j in range(w)}
+  np.testing.assert_allclose(ends, np.tile(joint_uv * S - 0.5, (h * w, 1)),
+                             atol=1e-9)
+  np.testing.assert_allclose(_scatter(ax, "weighted vote").get_offsets(),
+                             [joint_uv * S - 0.5])
+
+
+def test_offset_field_hides_negligible_votes():
+  weights = np.zeros((24, 24, 1))
+  weights[5, 7] = 0.9
+  weights[6, 7] = 0.1
+  fig = visualize.plot_offset_field(np.ones((S, S)), np.zeros((24, 24, 1, 3)),
+                                    weights, 0)
+  arrows = next(c for c in fig.axes[0].collections
+                if isinstance(c, mpl_quiver.Quiver))
+  assert len(arrows.X) == 2
+
+
+def test_success_curves_one_line_per_method():
+  results = _results()
+  fig = visualize.plot_success_curves(results)
+  ax = fig.axes[0]
+  assert len(ax.lines) == 3
+  assert [t.get_text().split(" (")[0] for t in ax.get_legend().get_texts()] == [
+      "a", "b", "c"]
+  np.testing.assert_allclose(ax.lines[0].get_ydata(),
+                             100 * np.asarray(
+                                 results[0]["success_curves"]["worst_joint"]))
+  assert "(mm)" in ax.get_xlabel() and "(%)" in ax.get_ylabel()
+  mean_fig = visualize.plot_success_curves(results, curve="mean_joint")
+  assert "mean joint" in mean_fig.axes[0].get_ylabel()
+
+
+def test_per_joint_bars_and_comparison():
+  results = _results()
+  fig = visualize.plot_per_joint_errors(results)
+  ax = fig.axes[0]
+  # 14 joints and the mean, for each of three methods.
+  assert len(ax.patches) == 3 * 15
+  assert [t.get_text() for t in ax.get_xticklabels()][-1] == "mean"
+  assert ax.patches[14].get_height() == pytest.approx(
+      results[0]["mean_error_mm"])
+  comparison = visualize.plot_comparison(results, title="t")
+  assert len(comparison.axes) == 2
+  assert len(comparison.axes[0].lines) == 3
+
+
+def test_skeleton_3d_and_per_frame_figures():
+  xyz = np.random.default_rng(0).normal([0, 0, 400], 30, (16, 3))
+  fig = visualize.plot_skeleton_3d(xyz, "icvl", gt_xyz=xyz + 5)
+  assert fig.axes[0].name == "3d"
+  assert len(fig.axes[0].lines) == 2 * len(skeletons.ICVL.bones)
+  errors = np.array([1.0, 7.0, 3.0, 9.0, 2.0])
+  fig = visualize.plot_per_frame_errors(errors, k=2)
+  np.testing.assert_allclose(
+      _scatter(fig.axes[0], "2 worst frames").get_offsets(), [[3, 9], [1, 7]])
+
+
+def test_worst_frames_figure():
+  crops = np.ones((5, S, S, 1))
+  uvz = np.full((5, 14, 3), 0.5)
+  errors = np.array([1.0, 7.0, 3.0, 9.0, 2.0])
+  fig = visualize.plot_worst_frames(crops, uvz, "nyu", errors, k=4,
+                                    gt_uvz=uvz, ncols=3)
+  assert [ax.get_title() for ax in fig.axes] == [
+      "frame 3: 9.0 mm", "frame 1: 7.0 mm", "frame 2: 3.0 mm",
+      "frame 4: 2.0 mm"]
+
+
+def test_figure_conversions_for_tensorboard():
+  from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
+  open_before = pyplot.get_fignums()
+  fig = visualize.new_figure((2, 1.5))
+  fig.add_subplot().plot([0, 1])
+  png = visualize.figure_to_png_bytes(fig, dpi=50)
+  assert png.startswith(b"\x89PNG")
+  array = visualize.figure_to_array(fig)
+  assert array.dtype == np.uint8 and array.shape == (150, 200, 3)
+  # Made without pyplot, so nothing is left open in pyplot's registry.
+  assert pyplot.get_fignums() == open_before
