@@ -164,7 +164,7 @@ def uvd_to_normalized(uvd, affine, centre_z, cube_mm, crop_size=CROP_SIZE):
   """
   ops = _ops(uvd, affine)
   uv = (apply_affine(affine, uvd[..., :2]) + 0.5) / crop_size
-  z = (uvd[..., 2] - centre_z[..., None]) / (cube_mm[..., 2:3] / 2.0)
+  z = (uvd[..., 2] - ops.expand_dims(centre_z, -1)) / (cube_mm[..., 2:3] / 2.0)
   return ops.concatenate([uv, z[..., None]], axis=-1)
 
 
@@ -172,7 +172,7 @@ def normalized_to_uvd(uvz, affine, centre_z, cube_mm, crop_size=CROP_SIZE):
   """Inverse of ``uvd_to_normalized``: normalized UVZ → full-frame uvd."""
   ops = _ops(uvz, affine)
   uv = apply_affine(invert_affine(affine), uvz[..., :2] * crop_size - 0.5)
-  d = uvz[..., 2] * (cube_mm[..., 2:3] / 2.0) + centre_z[..., None]
+  d = uvz[..., 2] * (cube_mm[..., 2:3] / 2.0) + ops.expand_dims(centre_z, -1)
   return ops.concatenate([uv, d[..., None]], axis=-1)
 
 
@@ -237,8 +237,10 @@ def crop_depth_in_graph(depth_mm, affine, centre_z, cube_z,
     crop_size: S.
 
   Returns:
-    (B, S, S, 1) float32 normalized crops, bit-identical in the sampled
-    positions to ``crop_depth``.
+    (B, S, S, 1) float32 normalized crops, identical to ``crop_depth``
+    except where a sample position falls on a rounding tie (OpenCV rounds in
+    1/1024-pixel fixed point, TensorFlow in float32; both are nearest
+    neighbours).
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   inverse = invert_affine(affine)

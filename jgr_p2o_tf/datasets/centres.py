@@ -1,0 +1,159 @@
+"""Hand centres: the point each 3D cube crop is centred on.
+
+Three sources:
+  * precomputed centre files in the format of V2V-PoseNet (Moon et al. 2018),
+    one line per frame, ``x y z`` in mm or the word ``invalid``
+    (``load_centre_file``);
+  * the depth image alone (``compute_centre``): the centre of mass of the
+    nearest surface, refined as in DeepPrior++ (Oberweger & Lepetit 2017);
+  * the annotation (``ground_truth_centre``), for training on synthetic data.
+"""
+
+import math
+
+import numpy as np
+
+from jgr_p2o_tf import geometry
+from jgr_p2o_tf.datasets import frame as frame_lib
+
+# Depth range behind the nearest pixel taken as the hand at first: about a
+# hand's length, so the forearm and the body behind it fall outside.
+NEAR_RANGE_MM = 150.0
+
+# V2V-PoseNet's centre files keep each dataset's own axes; the signs that
+# turn them into ours. Its MSRA world has y pointing up (MSRA's joint.txt)
+# and z positive; its NYU world is NYU's (our NYU camera has a negative fy);
+# its ICVL world already has y down.
+V2V_AXIS_SIGNS = {
+    "nyu": (1.0, 1.0, 1.0),
+    "icvl": (1.0, 1.0, 1.0),
+    "msra": (1.0, -1.0, 1.0),
+}
+
+
+def load_centre_file(path, num_frames=None, *, v2v_dataset=None):
+  """Reads a centre file, one line per frame: ``x y z`` (mm) or ``invalid``.
+
+  Args:
+    path: the centre file.
+    num_frames: if given, the number of lines the file must have.
+    v2v_dataset: None if the file is in our camera convention; the dataset
+      name ("nyu", "icvl", "msra") if it is one of V2V-PoseNet's precomputed
+      files, whose axes are then turned into ours (``V2V_AXIS_SIGNS``).
+
+  Returns:
+    A list with a (3,) float32 xyz centre per frame, or None where the file
+    says ``invalid``.
+
+  Raises:
+    DatasetError: missing file, a malformed line or the wrong line count.
+  """
+  if v2v_dataset is None:
+    signs = np.ones(3, np.float32)
+  elif v2v_dataset in V2V_AXIS_SIGNS:
+    signs = np.array(V2V_AXIS_SIGNS[v2v_dataset], np.float32)
+  else:
+    raise ValueError(f"v2v_dataset must be None or one of "
+                     f"{sorted(V2V_AXIS_SIGNS)}, got {v2v_dataset!r}")
+  try:
+    with open(path, encoding="utf-8") as f:
+      lines = f.read().splitlines()
+  except FileNotFoundError:
+    raise frame_lib.DatasetError(
+        "missing centre file, expected lines 'x y z' or 'invalid'", path=path,
+        frame="all") from None
+  except (OSError, UnicodeDecodeError) as e:
+    raise frame_lib.DatasetError(f"cannot read centre file ({e})", path=path,
+                                 frame="all") from None
+  # An editor's final newline is not a frame.
+  while lines and not lines[-1].strip():
+    lines.pop()
+  if num_frames is not None and len(lines) != num_frames:
+    raise frame_lib.DatasetError(
+        f"{len(lines)} lines, expected one per frame: {num_frames}",
+        path=path, frame="all")
+  centres = []
+  for index, line in enumerate(lines):
+    tokens = line.split()
+    if tokens == ["invalid"]:
+      centres.append(None)
+      continue
+    try:
+      values = [float(t) for t in tokens]
+    except ValueError:
+      values = []
+    if len(values) != 3 or not all(map(math.isfinite, values)):
+      raise frame_lib.DatasetError(
+          f"line {index + 1} is {line!r}, expected three numbers 'x y z' or "
+          "'invalid'", path=path, frame=index)
+    centres.append(np.array(values, np.float32) * signs)
+  return centres
+
+
+def compute_centre(depth_mm, camera, *, near_range_mm=NEAR_RANGE_MM,
+                   cube_mm=geometry.CUBE_MM["icvl"], max_iterations=10,
+                   tolerance_mm=1.0, frame_id=None):
+  """The hand centre of a depth frame, taking the hand as the nearest object.
+
+  First the 3D centre of mass of the pixels within ``near_range_mm`` of the
+  nearest depth; then, as in DeepPrior++, repeatedly the centre of mass of
+  the pixels inside the cube around the current centre, until it moves less
+  than ``tolerance_mm``.
+
+  Args:
+    depth_mm: (H, W) depth in mm, 0 where there is none.
+    camera: the frame's Camera.
+    near_range_mm: depth range behind the nearest pixel of the first guess.
+    cube_mm: scalar or (3,) cube edges in mm of the refinement.
+    max_iterations: most refinement steps.
+    tolerance_mm: the refinement stops once a step is shorter.
+    frame_id: named in the error.
+
+  Returns:
+    (3,) float32 xyz centre in mm.
+
+  Raises:
+    DatasetError: the frame has no depth pixels.
+  """
+  depth = np.asarray(depth_mm, np.float32)
+  v, u = np.nonzero((depth > 0) & np.isfinite(depth))
+  if not v.size:
+    raise frame_lib.DatasetError("no depth pixels to find a hand in",
+                                 frame=frame_id)
+  d = depth[v, u]
+  points = geometry.uvd_to_xyz(np.stack([u, v, d], axis=-1).astype(np.float64),
+                               camera)
+  centre = points[d <= d.min() + near_range_mm].mean(axis=0)
+  half_cube = geometry.cube_vector(cube_mm).astype(np.float64) / 2.0
+  for _ in range(max_iterations):
+    inside = np.all(np.abs(points - centre) <= half_cube, axis=-1)
+    if not inside.any():
+      break
+    refined = points[inside].mean(axis=0)
+    step = np.linalg.norm(refined - centre)
+    centre = refined
+    if step < tolerance_mm:
+      break
+  return centre.astype(np.float32)
+
+
+def ground_truth_centre(joints_xyz):
+  """(3,) float32 centre of the bounding box of (J, 3) joints."""
+  joints = np.asarray(joints_xyz, np.float32)
+  return ((joints.min(axis=0) + joints.max(axis=0)) / 2.0).astype(np.float32)
+
+
+def centre_in_frame(centre_xyz, camera):
+  """Whether a centre lies in front of the camera and projects into the image.
+
+  Args:
+    centre_xyz: (3,) centre in mm.
+    camera: Camera.
+  """
+  centre = np.asarray(centre_xyz, np.float64)
+  if centre.shape != (3,) or not np.all(np.isfinite(centre)):
+    return False
+  if centre[2] <= 0:
+    return False
+  u, v, _ = geometry.xyz_to_uvd(centre, camera)
+  return bool(0 <= u <= camera.width - 1 and 0 <= v <= camera.height - 1)
