@@ -1,0 +1,63 @@
+"""Frames per second of the synthetic generator.
+
+Times rendering alone in this process (pose sampling, ray tracing, sensor
+effects), then ``synthetic.generate`` end to end (PNG encoding and writing
+included) with ``--workers`` processes, and extrapolates to 10,000 frames.
+The CPU milliseconds per frame (all processes) tell the cost apart from the
+load other programs put on the machine.
+
+  python -m benchmarks.bench_synthetic [--frames 2000] [--workers 2] \\
+      [--camera icvl]
+"""
+
+import argparse
+import resource
+import tempfile
+import time
+
+from jgr_p2o_tf import geometry
+from jgr_p2o_tf import synthetic
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--frames", type=int, default=2000)
+  parser.add_argument("--workers", type=int, default=2)
+  parser.add_argument("--camera", choices=("icvl", "nyu"), default="icvl")
+  args = parser.parse_args()
+  camera = geometry.get_camera(args.camera)
+  print(f"{args.camera} camera, {camera.width}×{camera.height}, "
+        f"{args.frames} frames")
+
+  options = synthetic.FrameOptions(camera=camera, layout="icvl")
+  render_frames = max(args.frames // 4, 1)
+  start = time.perf_counter()
+  for index in range(render_frames):
+    synthetic.render_frame(0, index, options)
+  rate = render_frames / (time.perf_counter() - start)
+  print(f"render only, 1 process: {rate:.1f} frames/s")
+
+  with tempfile.TemporaryDirectory() as out_dir:
+    cpu_start = _cpu_seconds()
+    start = time.perf_counter()
+    synthetic.generate(out_dir, args.frames, seed=0, layout="icvl",
+                       camera=args.camera, workers=args.workers,
+                       progress=False)
+    seconds = time.perf_counter() - start
+    cpu_ms = (_cpu_seconds() - cpu_start) * 1000 / args.frames
+  rate = args.frames / seconds
+  print(f"generate, {args.workers} workers: {rate:.1f} frames/s, "
+        f"{10000 / rate:.1f} s for 10,000 frames, {cpu_ms:.2f} CPU ms/frame")
+
+
+def _cpu_seconds():
+  """User + system time of this process and its finished children."""
+  total = 0.0
+  for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+    usage = resource.getrusage(who)
+    total += usage.ru_utime + usage.ru_stime
+  return total
+
+
+if __name__ == "__main__":
+  main()
