@@ -1,0 +1,129 @@
+"""Crops per second of data_prep and batches per second of the tf.data input.
+
+Renders frames with the synthetic generator (or, where it is missing, writes
+the test fixtures' frames), prepares them with 1 and with ``--workers``
+processes (wall time, so worker start-up counts: each spawned worker imports
+TensorFlow), times each step of one crop, then times
+``input_pipeline.make_dataset`` at ``--batch``.
+
+  python -m benchmarks.bench_data [--frames 256] [--workers 2] [--batch 32]
+"""
+
+import argparse
+import os
+import tempfile
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from data_prep import prepare
+from jgr_p2o_tf import geometry
+from jgr_p2o_tf import input_pipeline
+from jgr_p2o_tf import tfrecords
+from jgr_p2o_tf.datasets import centres
+from jgr_p2o_tf.datasets import get_reader
+
+
+def _write_frames(root, num_frames):
+  """Writes a dataset; returns (dataset name, data_dir, split, description)."""
+  try:
+    from jgr_p2o_tf import synthetic  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    from tests import dataset_fixtures  # pylint: disable=g-import-not-at-top
+    dataset_fixtures.write_icvl(root, num_frames)
+    return "icvl", root, "train", "ICVL test-fixture frames"
+  synthetic.generate(os.path.join(root, "train"), num_frames, seed=0,
+                     layout="icvl", progress=False)
+  return "synthetic", root, "train", "synthetic ICVL-layout frames"
+
+
+def _crops_per_second(dataset, data_dir, split, out_dir, workers, shards):
+  start = time.perf_counter()
+  manifest = prepare.prepare(dataset, data_dir, split, out_dir,
+                             num_shards=shards, workers=workers,
+                             progress=False)
+  seconds = time.perf_counter() - start
+  return manifest["counts"]["written"] / seconds, manifest
+
+
+def _stage_milliseconds(dataset, data_dir, split, num_frames):
+  """Median ms per frame of each step of one crop, in this process."""
+  reader = get_reader(dataset, data_dir, split)
+  cube = geometry.cube_vector(geometry.CUBE_MM[dataset])
+  times = {"read": [], "centre": [], "crop": [], "serialize": []}
+  for index in range(min(num_frames, len(reader))):
+    start = time.perf_counter()
+    frame = reader.read(index)
+    read = time.perf_counter()
+    centre = centres.compute_centre(frame.depth_mm, frame.camera, cube_mm=cube)
+    located = time.perf_counter()
+    crop, affine = geometry.crop_depth(frame.depth_mm, centre, cube,
+                                       frame.camera)
+    cropped = time.perf_counter()
+    tfrecords.serialize_example(
+        depth=crop, joints_uvz=frame.joints_uvd, joints_xyz=frame.joints_xyz,
+        joints_uvd=frame.joints_uvd, centre_xyz=centre, cube=cube,
+        affine=affine, camera=frame.camera.intrinsics, frame_id=frame.frame_id)
+    done = time.perf_counter()
+    for name, seconds in (("read", read - start), ("centre", located - read),
+                          ("crop", cropped - located),
+                          ("serialize", done - cropped)):
+      times[name].append(seconds)
+  return {name: 1e3 * float(np.median(t)) for name, t in times.items()}
+
+
+def _batches_per_second(out_dir, batch, num_batches, **kwargs):
+  """Batches per second of ``num_batches`` after one warm-up epoch."""
+  dataset = input_pipeline.make_dataset(out_dir, batch_size=batch, **kwargs)
+  for _ in dataset:
+    pass
+  batches = iter(dataset.repeat())
+  start = time.perf_counter()
+  for _ in range(num_batches):
+    # .numpy() waits for the batch to be materialized on the host.
+    next(batches)["depth"].numpy()
+  return num_batches / (time.perf_counter() - start)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--frames", type=int, default=256)
+  parser.add_argument("--workers", type=int, default=2)
+  parser.add_argument("--batch", type=int, default=32)
+  parser.add_argument("--batches", type=int, default=200)
+  flags = parser.parse_args()
+
+  with tempfile.TemporaryDirectory() as root:
+    dataset, data_dir, split, description = _write_frames(
+        os.path.join(root, "raw"), flags.frames)
+    print(f"data_prep of {flags.frames} {description}, {os.cpu_count()} CPU "
+          "cores (wall time including worker start-up)")
+    shards = 2 * flags.workers
+    for workers in sorted({1, flags.workers}):
+      out_dir = os.path.join(root, f"prepared_{workers}")
+      rate, manifest = _crops_per_second(dataset, data_dir, split, out_dir,
+                                         workers, shards)
+      print(f"  {workers} worker(s), {shards} shards: {rate:8.1f} crops/s")
+    stages = _stage_milliseconds(dataset, data_dir, split, flags.frames)
+    print("  per frame, one process: " + ", ".join(
+        f"{name} {ms:.2f} ms" for name, ms in stages.items()))
+    print(f"input_pipeline at batch {flags.batch}, {flags.batches} batches "
+          f"over {manifest['counts']['written']} crops "
+          f"(tf {tf.__version__})")
+    rows = [
+        ("training, seeded", dict(training=True, seed=0)),
+        ("training, unseeded", dict(training=True)),
+        ("training, cached in memory", dict(training=True, seed=0,
+                                            cache=True)),
+        ("evaluation (frame order)", dict(training=False,
+                                          drop_remainder=True)),
+    ]
+    for name, kwargs in rows:
+      rate = _batches_per_second(out_dir, flags.batch, flags.batches, **kwargs)
+      print(f"  {name:30s} {rate:8.1f} batches/s "
+            f"({rate * flags.batch:8.0f} crops/s)")
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,419 @@
+"""Converts a raw dataset split into sharded TFRecords of hand crops.
+
+Each frame becomes one example (``jgr_p2o_tf.tfrecords``): the 96×96
+normalized depth crop around the hand centre, the normalized joints, the
+full-frame joints and the crop metadata that maps predictions back to the
+frame. The frames are cut into shards, each a contiguous range of frames that
+one worker writes to ``NAME.tmp`` and renames to ``NAME`` once complete, so a
+shard under its final name is always whole. ``manifest.json``, rewritten after
+every shard, records the settings, the finished shards and the skipped
+frames; a rerun with the same settings keeps the finished shards and writes
+only the others. MSRA is sharded per subject (``P3-00000-of-00002.tfrecord``)
+for leave-one-subject-out training.
+
+Bad frames (unreadable files, an invalid centre, a centre outside the frame,
+a crop without hand pixels) stop the run with a DatasetError naming the file
+and frame, or are skipped and listed in the manifest with ``skip_bad``.
+"""
+
+import concurrent.futures
+import dataclasses
+import itertools
+import json
+import math
+import multiprocessing
+import os
+import queue as queue_lib
+
+import numpy as np
+import tensorflow as tf
+import tqdm
+
+from jgr_p2o_tf import geometry
+from jgr_p2o_tf import input_pipeline
+from jgr_p2o_tf import tfrecords
+from jgr_p2o_tf.datasets import centres as centres_lib
+from jgr_p2o_tf.datasets import get_reader
+from jgr_p2o_tf.datasets.frame import DatasetError
+
+# Frames per shard when the shard count is not given: ~37 MB files, enough
+# shards of a large split to interleave when reading.
+FRAMES_PER_SHARD = 1000
+
+# Why a frame was skipped; the manifest counts skipped frames by these.
+READ_ERROR = "read_error"
+INVALID_CENTRE = "invalid_centre"
+NO_CENTRE = "no_centre"
+CENTRE_OUTSIDE_FRAME = "centre_outside_frame"
+EMPTY_CROP = "empty_crop"
+
+# Settings a rerun must share with the run that wrote the finished shards.
+_SETTINGS_KEYS = ("dataset", "split", "data_dir", "reader_kwargs", "centres",
+                  "cube_mm", "crop_size")
+
+
+class BadFrame(DatasetError):
+  """A frame that cannot become a crop; ``kind`` is one of the reasons above."""
+
+  def __init__(self, kind, reason, *, path, frame):
+    super().__init__(reason, path=path, frame=frame)
+    self.kind = kind
+
+  def __reduce__(self):
+    # Crosses process boundaries: rebuild from the constructor's arguments.
+    return _rebuild_bad_frame, (self.kind, self.reason, self.path, self.frame)
+
+
+def _rebuild_bad_frame(kind, reason, path, frame):
+  return BadFrame(kind, reason, path=path, frame=frame)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Shard:
+  """One output file: frames [start, stop) of the reader."""
+  file: str
+  subject: object  # str or None
+  start: int
+  stop: int
+
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+  """What a worker needs besides the reader; picklable for spawned workers."""
+  out_dir: str
+  data_dir: str
+  centres: str  # "computed", "ground_truth" or "file"
+  centre_file: object  # path or None
+  file_centres: object  # tuple of (3,) arrays / None per frame, or None
+  cube: tuple
+  crop_size: int
+  skip_bad: bool
+
+
+def prepare(dataset, data_dir, split, out_dir, *, centres="computed",
+            v2v_centres=False, cube_mm=None, crop_size=geometry.CROP_SIZE,
+            num_shards=None, workers=1, skip_bad=False, reader_kwargs=None,
+            progress=True):
+  """Writes the crops of one split as TFRecord shards plus manifest.json.
+
+  Args:
+    dataset: one of ``jgr_p2o_tf.datasets.DATASETS``.
+    data_dir: the raw dataset's root folder.
+    split: the reader's split ("train", "test", "all" for MSRA, ...).
+    out_dir: where shards and manifest go; holds one split.
+    centres: "computed" (from the depth, ``compute_centre``), "ground_truth"
+      (from the labels, for synthetic training data) or the path of a centre
+      file with one line per frame in reader order.
+    v2v_centres: the centre file is one of V2V-PoseNet's, in the dataset's
+      own axes (``centres.load_centre_file``).
+    cube_mm: scalar or (3,) cube edges; default ``geometry.CUBE_MM[dataset]``.
+    crop_size: S.
+    num_shards: shards of the split, or of each subject for MSRA; default
+      one per ``FRAMES_PER_SHARD`` frames.
+    workers: processes writing shards in parallel; 1 writes in this process.
+    skip_bad: skip bad frames (listed in the manifest) instead of stopping.
+    reader_kwargs: extra arguments of ``get_reader`` (MSRA ``subjects``).
+    progress: show a progress bar over frames.
+
+  Returns:
+    The manifest dict (also written to ``out_dir/manifest.json``).
+
+  Raises:
+    DatasetError: a bad frame (without ``skip_bad``) or bad annotation
+      files; the shards finished before it are kept.
+    ValueError: bad arguments, or ``out_dir`` holds shards written with
+      other settings.
+  """
+  reader_kwargs = dict(reader_kwargs or {})
+  reader = get_reader(dataset, data_dir, split, **reader_kwargs)
+  if not len(reader):
+    raise ValueError(f"{dataset} {split} in {data_dir} has no frames")
+  if workers < 1:
+    raise ValueError(f"workers must be at least 1, got {workers}")
+  cube = geometry.cube_vector(
+      geometry.CUBE_MM[dataset] if cube_mm is None else cube_mm)
+  centre_file = file_centres = None
+  if centres not in ("computed", "ground_truth"):
+    centre_file = os.path.abspath(centres)
+    file_centres = tuple(centres_lib.load_centre_file(
+        centre_file, len(reader), v2v_dataset=dataset if v2v_centres else None))
+  elif v2v_centres:
+    raise ValueError("v2v_centres applies to a centre file only")
+  shards = _plan_shards(reader, split, num_shards)
+  manifest = {
+      "complete": False,
+      "dataset": dataset,
+      "split": split,
+      "data_dir": os.path.abspath(data_dir),
+      "reader_kwargs": reader_kwargs,
+      "centres": (centres if centre_file is None else
+                  {"file": centre_file, "v2v": bool(v2v_centres)}),
+      "cube_mm": [float(c) for c in cube],
+      "crop_size": int(crop_size),
+      "skeleton": reader.skeleton.name,
+      "num_joints": reader.skeleton.num_joints,
+      "camera": dataclasses.asdict(reader.camera),
+  }
+  # A JSON round trip so that comparing with a previous manifest compares
+  # like with like (lists, not tuples).
+  manifest = json.loads(json.dumps(manifest))
+  os.makedirs(out_dir, exist_ok=True)
+  finished = _finished_shards(out_dir, manifest, shards)
+  job = _Job(out_dir=os.fspath(out_dir), data_dir=os.fspath(data_dir),
+             centres="file" if centre_file else centres,
+             centre_file=centre_file, file_centres=file_centres,
+             cube=tuple(float(c) for c in cube), crop_size=int(crop_size),
+             skip_bad=skip_bad)
+  todo = [s for s in shards if s.file not in finished]
+
+  def on_shard(result):
+    finished[result["file"]] = result
+    _write_manifest(out_dir, manifest, shards, finished)
+
+  _write_manifest(out_dir, manifest, shards, finished)
+  done_frames = sum(s.stop - s.start for s in shards if s.file in finished)
+  with tqdm.tqdm(total=len(reader), initial=done_frames, unit="frame",
+                 desc=f"{dataset} {split}", disable=not progress) as bar:
+    if workers == 1 or len(todo) <= 1:
+      for shard in todo:
+        on_shard(_write_shard(reader, job, shard, bar.update))
+    else:
+      _run_workers(reader, job, todo, workers, bar.update, on_shard)
+  return _write_manifest(out_dir, manifest, shards, finished)
+
+
+def _plan_shards(reader, split, num_shards):
+  """Splits the frames into shards, per subject where the reader has them."""
+  if num_shards is not None and num_shards < 1:
+    raise ValueError(f"num_shards must be at least 1, got {num_shards}")
+  runs = []  # (subject, start, stop)
+  for subject, indices in itertools.groupby(range(len(reader)),
+                                            key=reader.subject):
+    indices = list(indices)
+    runs.append((subject, indices[0], indices[-1] + 1))
+  subjects = [subject for subject, _, _ in runs]
+  if len(set(subjects)) != len(subjects):
+    raise ValueError("the reader's frames of each subject must be contiguous "
+                     f"to shard per subject; got runs of {subjects}")
+  shards = []
+  for subject, start, stop in runs:
+    count = stop - start
+    total = num_shards or math.ceil(count / FRAMES_PER_SHARD)
+    total = min(total, count)  # no empty shards
+    bounds = [start + count * k // total for k in range(total + 1)]
+    prefix = split if subject is None else subject
+    shards += [_Shard(f"{prefix}-{k:05d}-of-{total:05d}.tfrecord", subject,
+                      bounds[k], bounds[k + 1]) for k in range(total)]
+  return shards
+
+
+def _shard_entry(shard):
+  return {"file": shard.file, "subject": shard.subject,
+          "frames": [shard.start, shard.stop]}
+
+
+def _finished_shards(out_dir, manifest, shards):
+  """Shards of a previous run to keep: {file: its manifest entry}.
+
+  A shard is kept if the previous manifest lists it as written with the same
+  settings and frames, and its file exists. A file the manifest does not
+  list (e.g. the run died between the rename and the manifest update) is
+  written again.
+  """
+  path = os.path.join(out_dir, input_pipeline.MANIFEST)
+  if not os.path.exists(path):
+    return {}
+  with open(path, encoding="utf-8") as f:
+    previous = json.load(f)
+  changed = [f"{k} {previous.get(k)!r}" for k in _SETTINGS_KEYS
+             if previous.get(k) != manifest[k]]
+  planned = previous.get("planned_shards") or []
+  if not changed and planned != [_shard_entry(s) for s in shards]:
+    changed.append(f"num_shards giving {len(planned)} shards")
+  if changed:
+    raise ValueError(
+        f"{out_dir} holds shards prepared with other settings "
+        f"({', '.join(changed)}); choose another out_dir or delete it")
+  kept = {}
+  for entry in previous.get("shards", ()):
+    if os.path.exists(os.path.join(out_dir, entry["file"])):
+      kept[entry["file"]] = {**entry, "skipped_frames": [
+          e for e in previous["skipped"] if e["shard"] == entry["file"]]}
+  return kept
+
+
+def _write_manifest(out_dir, manifest, shards, finished):
+  """Updates ``manifest`` with the finished shards and writes it atomically."""
+  done = [finished[s.file] for s in shards if s.file in finished]
+  skipped = sorted((entry for s in done for entry in s["skipped_frames"]),
+                   key=lambda entry: entry["index"])
+  manifest.update({
+      "complete": len(done) == len(shards),
+      "counts": {
+          "read": sum(s["read"] for s in done),
+          "written": sum(s["written"] for s in done),
+          "skipped": len(skipped),
+          "skipped_by_kind": {
+              kind: sum(1 for e in skipped if e["kind"] == kind)
+              for kind in sorted({e["kind"] for e in skipped})},
+      },
+      "planned_shards": [_shard_entry(s) for s in shards],
+      "shards": [{k: v for k, v in s.items() if k != "skipped_frames"}
+                 for s in done],
+      "skipped": skipped,
+  })
+  if any(s.subject is not None for s in shards):
+    manifest["subjects"] = {}
+    for subject, group in itertools.groupby(manifest["shards"],
+                                            key=lambda s: s["subject"]):
+      group = list(group)
+      manifest["subjects"][subject] = {
+          "shards": [s["file"] for s in group],
+          "written": sum(s["written"] for s in group),
+          "skipped": sum(s["skipped"] for s in group),
+      }
+  path = os.path.join(out_dir, input_pipeline.MANIFEST)
+  with open(path + ".tmp", "w", encoding="utf-8") as f:
+    json.dump(manifest, f, indent=1)
+  os.replace(path + ".tmp", path)
+  return manifest
+
+
+def _write_shard(reader, job, shard, report):
+  """Writes one shard; returns its manifest entry.
+
+  Args:
+    reader: the dataset reader.
+    job: the _Job.
+    shard: the _Shard.
+    report: called with 1 after every frame, for the progress bar.
+
+  Raises:
+    DatasetError: a bad frame, unless ``job.skip_bad``; no file is left
+      under the shard's final name.
+  """
+  path = os.path.join(job.out_dir, shard.file)
+  written, skipped = 0, []
+  try:
+    with tf.io.TFRecordWriter(path + ".tmp") as writer:
+      for index in range(shard.start, shard.stop):
+        try:
+          writer.write(_example(reader, job, index))
+          written += 1
+        except DatasetError as e:
+          if not job.skip_bad:
+            raise
+          skipped.append({"index": index, "frame_id": reader.frame_ids[index],
+                          "shard": shard.file,
+                          "kind": getattr(e, "kind", READ_ERROR),
+                          "reason": str(e)})
+        report(1)
+    os.replace(path + ".tmp", path)
+  finally:
+    if os.path.exists(path + ".tmp"):
+      os.remove(path + ".tmp")
+  return {**_shard_entry(shard), "read": shard.stop - shard.start,
+          "written": written, "skipped": len(skipped),
+          "skipped_frames": skipped}
+
+
+def _example(reader, job, index):
+  """The serialized example of frame ``index``; DatasetError if it is bad."""
+  frame = reader.read(index)
+  frame_id = frame.frame_id
+  if job.centres == "file":
+    centre = job.file_centres[index]
+    if centre is None:
+      raise BadFrame(INVALID_CENTRE, f"line {index + 1} says 'invalid'",
+                     path=job.centre_file, frame=frame_id)
+  elif job.centres == "ground_truth":
+    centre = centres_lib.ground_truth_centre(frame.joints_xyz)
+  else:
+    try:
+      centre = centres_lib.compute_centre(frame.depth_mm, frame.camera,
+                                          cube_mm=job.cube, frame_id=frame_id)
+    except DatasetError as e:
+      raise BadFrame(NO_CENTRE, e.reason, path=job.data_dir,
+                     frame=frame_id) from None
+  if not centres_lib.centre_in_frame(centre, frame.camera):
+    where = "is behind the camera"
+    if centre[2] > 0:
+      u, v, _ = geometry.xyz_to_uvd(np.asarray(centre, np.float64),
+                                    frame.camera)
+      where = (f"projects to u={u:.1f}, v={v:.1f}, outside the "
+               f"{frame.camera.width}×{frame.camera.height} frame")
+    raise BadFrame(CENTRE_OUTSIDE_FRAME,
+                   f"hand centre {np.round(centre, 1).tolist()} mm {where}",
+                   path=job.centre_file or job.data_dir, frame=frame_id)
+  cube = np.asarray(job.cube, np.float32)
+  crop, affine = geometry.crop_depth(frame.depth_mm, centre, cube,
+                                     frame.camera, job.crop_size)
+  if np.all(crop == 1.0):
+    raise BadFrame(EMPTY_CROP,
+                   f"no hand pixels in the {cube.tolist()} mm cube around "
+                   f"the centre {np.round(centre, 1).tolist()} mm",
+                   path=job.data_dir, frame=frame_id)
+  # float64 so that the stored float32 UVZ maps back to the stored uvd to
+  # well under 1e-3 px.
+  joints_uvz = geometry.uvd_to_normalized(
+      np.asarray(frame.joints_uvd, np.float64), affine.astype(np.float64),
+      np.float64(centre[2]), cube.astype(np.float64), job.crop_size)
+  return tfrecords.serialize_example(
+      depth=crop, joints_uvz=joints_uvz, joints_xyz=frame.joints_xyz,
+      joints_uvd=frame.joints_uvd, centre_xyz=centre, cube=cube,
+      affine=affine, camera=frame.camera.intrinsics, frame_id=frame_id)
+
+
+# Per worker process: the reader, the job and the progress queue, sent once
+# when the process starts rather than with every shard.
+_WORKER = {}
+
+
+def _init_worker(reader, job, progress_queue):
+  _WORKER.update(reader=reader, job=job, queue=progress_queue)
+
+
+def _worker_write_shard(shard):
+  return _write_shard(_WORKER["reader"], _WORKER["job"], shard,
+                      _WORKER["queue"].put)
+
+
+def _run_workers(reader, job, shards, workers, report, on_shard):
+  """Writes shards in spawned worker processes.
+
+  On the first bad frame the shards not yet started are cancelled; those in
+  progress finish (they are valid work), then the error is raised.
+  """
+  # spawn: forking a process that has started TensorFlow's threads is unsafe.
+  context = multiprocessing.get_context("spawn")
+  progress_queue = context.Queue()
+  error = None
+  with concurrent.futures.ProcessPoolExecutor(
+      min(workers, len(shards)), mp_context=context, initializer=_init_worker,
+      initargs=(reader, job, progress_queue)) as pool:
+    pending = {pool.submit(_worker_write_shard, shard) for shard in shards}
+    while pending:
+      done, pending = concurrent.futures.wait(
+          pending, timeout=0.2, return_when=concurrent.futures.FIRST_COMPLETED)
+      _drain(progress_queue, report)
+      for future in done:
+        if future.cancelled():
+          continue
+        try:
+          on_shard(future.result())
+        except DatasetError as e:
+          if error is None:
+            error = e
+            for other in pending:
+              other.cancel()
+  _drain(progress_queue, report)
+  if error is not None:
+    raise error
+
+
+def _drain(progress_queue, report):
+  while True:
+    try:
+      report(progress_queue.get_nowait())
+    except queue_lib.Empty:
+      return

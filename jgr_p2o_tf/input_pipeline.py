@@ -1,0 +1,134 @@
+"""tf.data input pipeline over the TFRecord shards that ``data_prep`` writes.
+
+``make_dataset`` lists the shards of a prepared split from its
+``manifest.json``, reads them (interleaved across shards when training),
+shuffles serialized records, batches, parses whole batches at once and
+prefetches. One iteration over the returned dataset is one epoch; the caller
+repeats it (``for epoch ...: for batch in ds``) or calls ``.repeat()``.
+Every element is a dict of tensors, see ``tfrecords.parse_example``.
+"""
+
+import json
+import os
+
+import tensorflow as tf
+
+from jgr_p2o_tf import tfrecords
+
+MANIFEST = "manifest.json"
+# Serialized crops are ~37 KB, so this buffer holds ~75 MB.
+DEFAULT_SHUFFLE_BUFFER = 2048
+# Shards read at once when training: enough to mix frames from distant parts
+# of a sequence without opening every file of a large split.
+_MAX_CYCLE_LENGTH = 16
+
+
+def read_manifest(data_dir):
+  """The manifest of a prepared split, as a dict.
+
+  Raises:
+    FileNotFoundError: no manifest in ``data_dir``.
+    ValueError: data_prep has not finished writing this split.
+  """
+  path = os.path.join(data_dir, MANIFEST)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path} not found: run `python -m data_prep` "
+                            f"to prepare {data_dir}")
+  with open(path, encoding="utf-8") as f:
+    manifest = json.load(f)
+  if not manifest.get("complete"):
+    raise ValueError(f"{path}: data_prep has not finished this split "
+                     f"(rerun it to write the missing shards)")
+  return manifest
+
+
+def shard_paths(data_dir, manifest, subjects=None, exclude_subjects=None):
+  """Paths of the manifest's shards, in frame order, filtered by subject.
+
+  Args:
+    data_dir: the prepared split's folder.
+    manifest: its manifest (``read_manifest``).
+    subjects: keep only shards of these subjects (e.g. ``["P0", "P1"]``).
+    exclude_subjects: drop shards of these subjects (leave-one-subject-out).
+
+  Returns:
+    list of str paths.
+
+  Raises:
+    ValueError: a subject filter on a split without subjects, an unknown
+      subject, or nothing left to read.
+  """
+  shards = manifest["shards"]
+  if subjects is not None or exclude_subjects is not None:
+    known = sorted({s["subject"] for s in shards if s["subject"] is not None})
+    if not known:
+      raise ValueError(f"{data_dir}: {manifest['dataset']} has no subjects to "
+                       f"filter by")
+    wanted = set(known if subjects is None else subjects)
+    wanted -= set(exclude_subjects or ())
+    unknown = (set(subjects or ()) | set(exclude_subjects or ())) - set(known)
+    if unknown:
+      raise ValueError(f"{data_dir}: unknown subjects {sorted(unknown)}; the "
+                       f"split has {known}")
+    shards = [s for s in shards if s["subject"] in wanted]
+  # Shards whose frames were all skipped are empty files: nothing to read.
+  paths = [os.path.join(data_dir, s["file"]) for s in shards if s["written"]]
+  if not paths:
+    raise ValueError(f"{data_dir}: no crops left to read after filtering")
+  return paths
+
+
+def make_dataset(data_dir, *, batch_size, training, seed=None, subjects=None,
+                 exclude_subjects=None, shuffle_buffer=DEFAULT_SHUFFLE_BUFFER,
+                 drop_remainder=None, cache=False):
+  """A batched tf.data pipeline over one prepared split.
+
+  Args:
+    data_dir: folder with ``manifest.json`` and the shards.
+    batch_size: B.
+    training: shuffle shards and records (reshuffled every epoch). When
+      False, records come in frame order.
+    seed: makes the order reproducible: two datasets made with the same seed
+      yield identical batches in identical order (each epoch of one dataset
+      is still shuffled differently). None: random order, and parallel
+      reading may reorder records for speed.
+    subjects: keep only these subjects (MSRA).
+    exclude_subjects: drop these subjects (MSRA, e.g. the test subject).
+    shuffle_buffer: records in the shuffle buffer when training.
+    drop_remainder: drop the last incomplete batch; None means ``training``
+      (a training step wants a fixed batch, evaluation wants every frame).
+    cache: True caches serialized records in memory, a str caches them in
+      that file, False reads the shards every epoch.
+
+  Returns:
+    tf.data.Dataset of dicts: ``depth`` (B, S, S, 1), ``joints_uvz``,
+    ``joints_xyz``, ``joints_uvd`` (B, J, 3), ``centre_xyz``, ``cube`` (B, 3),
+    ``affine`` (B, 2, 3), ``camera`` (B, 4) float32 and ``frame_id`` (B,)
+    string.
+  """
+  manifest = read_manifest(data_dir)
+  paths = shard_paths(data_dir, manifest, subjects, exclude_subjects)
+  if drop_remainder is None:
+    drop_remainder = training
+  deterministic = seed is not None or not training
+  if training:
+    files = tf.data.Dataset.from_tensor_slices(paths).shuffle(
+        len(paths), seed=seed, reshuffle_each_iteration=True)
+    records = files.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(len(paths), _MAX_CYCLE_LENGTH),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+  else:
+    records = tf.data.TFRecordDataset(paths)
+  if cache:
+    records = records.cache("" if cache is True else cache)
+  if training:
+    records = records.shuffle(shuffle_buffer, seed=seed,
+                              reshuffle_each_iteration=True)
+  num_joints = manifest["num_joints"]
+  crop_size = manifest["crop_size"]
+  return records.batch(batch_size, drop_remainder=drop_remainder).map(
+      lambda serialized: tfrecords.parse_example(serialized, num_joints,
+                                                 crop_size),
+      num_parallel_calls=tf.data.AUTOTUNE,
+      deterministic=deterministic).prefetch(tf.data.AUTOTUNE)
