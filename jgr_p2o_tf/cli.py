@@ -11,6 +11,7 @@ import sys
 
 from absl import app
 from absl import flags
+from absl import logging
 
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError)
 
@@ -18,6 +19,8 @@ USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError)
 def run(main):
   """``app.run(main)`` with user errors turned into one line and exit 2."""
   def guarded(argv):
+    # TensorFlow logs every checkpoint write at INFO through absl.
+    logging.set_verbosity(logging.WARNING)
     try:
       return main(argv)
     except USER_ERRORS as e:
@@ -27,13 +30,15 @@ def run(main):
 
 
 def write_flags(directory, filename="flags.txt"):
-  """Writes the command's resolved flags (absl's own left out) as a flagfile."""
+  """Writes the project's resolved flags as a flagfile (``--flagfile=``).
+
+  Flags that TensorFlow and absl define for themselves are left out.
+  """
   os.makedirs(directory, exist_ok=True)
   lines = []
-  for module, module_flags in sorted(flags.FLAGS.flags_by_module_dict().items()):
-    if module.startswith("absl"):
-      continue
-    lines += [f.serialize() for f in module_flags]
+  for module, module_flags in flags.FLAGS.flags_by_module_dict().items():
+    if "jgr_p2o_tf" in module or "data_prep" in module:
+      lines += [f.serialize() for f in module_flags]
   path = os.path.join(directory, filename)
   with open(path + ".tmp", "w", encoding="utf-8") as f:
     f.write("\n".join(line for line in lines if line) + "\n")

@@ -1,0 +1,198 @@
+"""Training: learning, resuming after SIGKILL, distribution, bad flags."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from jgr_p2o_tf import trainer as trainer_lib
+
+# A small network keeps these tests within a CPU budget; the full network's
+# step is the same code.
+SMALL = dict(num_stacks=1, num_features=32, jit_compile=False)
+
+
+def _config(records, model_dir, **overrides):
+  values = dict(train_dir=os.path.join(records, "train"),
+                validation_dir=os.path.join(records, "test"),
+                model_dir=str(model_dir), epochs=4, progress_bar=False,
+                **SMALL)
+  values.update(overrides)
+  return trainer_lib.TrainConfig(**values)
+
+
+def _train_command(records, model_dir, *extra):
+  return [sys.executable, "-m", "jgr_p2o_tf.train", "--dataset=synthetic",
+          f"--data_dir={records}", f"--model_dir={model_dir}",
+          "--num_stacks=1", "--num_features=32", "--nojit_compile",
+          "--noprogress_bar", *extra]
+
+
+def test_loss_falls_and_validation_error_improves(synthetic_records, tmp_path):
+  config = _config(synthetic_records, tmp_path, epochs=8, learning_rate=2e-3,
+                   augment=False)
+  history = trainer_lib.train(config, log=lambda _: None)
+  losses = [h["train_loss"] for h in history]
+  errors = [h["validation_mean_error_mm"] for h in history]
+  print("losses", losses, "validation errors (mm)", errors)
+  assert [h["step"] for h in history] == [8 * (e + 1) for e in range(8)]
+  assert losses[-1] < 0.7 * losses[0]
+  assert errors[-1] < 0.8 * errors[0]
+  best = json.load(open(tmp_path / "best.json"))
+  assert best["mean_error_mm"] == pytest.approx(min(errors))
+
+
+def test_resumes_after_sigkill_with_the_same_step_count(synthetic_records,
+                                                        tmp_path):
+  model_dir = tmp_path / "model"
+  command = _train_command(synthetic_records, model_dir, "--epochs=2",
+                           "--checkpoint_every_steps=3")
+  process = subprocess.Popen(command, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+  checkpoints = model_dir / "checkpoints"
+  deadline = time.time() + 240
+  # Kill it mid-epoch, once the step-3 checkpoint is complete (the index file
+  # "checkpoint" names it).
+  while time.time() < deadline and process.poll() is None:
+    index = checkpoints / "checkpoint"
+    if index.exists() and "ckpt-3" in index.read_text():
+      break
+    time.sleep(0.2)
+  assert process.poll() is None, process.stdout.read()
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  assert not (model_dir / "history.json").exists()
+
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  latest = tf.train.latest_checkpoint(str(checkpoints))
+  killed_at = int(latest.rsplit("-", 1)[1])
+  assert 3 <= killed_at < 8
+
+  result = subprocess.run(command, capture_output=True, text=True,
+                          timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert f"at step {killed_at}." in result.stdout
+  history = json.load(open(model_dir / "history.json"))
+  # 256 frames / 32 = 8 steps an epoch: the resumed run ends where an
+  # uninterrupted one would.
+  assert [h["step"] for h in history] == [8, 16]
+  assert tf.train.latest_checkpoint(str(checkpoints)).endswith("ckpt-16")
+  import keras  # pylint: disable=g-import-not-at-top
+  for name in ("best.keras", "last.keras"):
+    keras.models.load_model(model_dir / name)
+  assert not list(model_dir.glob("**/*.tmp*"))
+
+
+_DISTRIBUTED_STEPS = r"""
+import json, os, sys
+import tensorflow as tf
+devices = int(os.environ.get("LOGICAL_CPUS", "1"))
+if devices > 1:
+  cpu = tf.config.list_physical_devices("CPU")[0]
+  tf.config.set_logical_device_configuration(
+      cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
+from jgr_p2o_tf import trainer as trainer_lib
+config = trainer_lib.TrainConfig(**json.loads(sys.argv[1]))
+trainer = trainer_lib.Trainer(config)
+dataset = trainer.strategy.experimental_distribute_dataset(
+    trainer._dataset(0).take(3))
+losses = [float(trainer.train_step(batch)[0]) for batch in dataset]
+print("LOSSES", json.dumps(losses))
+"""
+
+
+def _run_steps(config, env_extra):
+  env = dict(os.environ, **env_extra)
+  result = subprocess.run(
+      [sys.executable, "-c", _DISTRIBUTED_STEPS, json.dumps(config)],
+      capture_output=True, text=True, env=env, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  line = [l for l in result.stdout.splitlines() if l.startswith("LOSSES")][0]
+  return np.array(json.loads(line.split(" ", 1)[1]))
+
+
+def _step_config(records, model_dir, strategy):
+  return dict(train_dir=os.path.join(records, "train"), model_dir=model_dir,
+              strategy=strategy, augment=False, progress_bar=False, **SMALL)
+
+
+def test_mirrored_on_two_cpus_matches_default(synthetic_records, tmp_path):
+  default = _run_steps(
+      _step_config(synthetic_records, str(tmp_path / "a"), "default"), {})
+  mirrored = _run_steps(
+      _step_config(synthetic_records, str(tmp_path / "b"), "mirrored"),
+      {"LOGICAL_CPUS": "2"})
+  print("default", default, "mirrored", mirrored)
+  # Batch norm normalizes each replica's half batch, hence a tolerance.
+  np.testing.assert_allclose(mirrored, default, rtol=0.05)
+
+
+def _free_ports(count):
+  import socket  # pylint: disable=g-import-not-at-top
+  sockets = [socket.socket() for _ in range(count)]
+  for s in sockets:
+    s.bind(("127.0.0.1", 0))
+  ports = [s.getsockname()[1] for s in sockets]
+  for s in sockets:
+    s.close()
+  return ports
+
+
+def test_multi_worker_on_loopback_matches_default(synthetic_records, tmp_path):
+  default = _run_steps(
+      _step_config(synthetic_records, str(tmp_path / "a"), "default"), {})
+  workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+  config = json.dumps(_step_config(synthetic_records, str(tmp_path / "b"),
+                                   "multi_worker"))
+  processes = []
+  for index in range(2):
+    tf_config = json.dumps({"cluster": {"worker": workers},
+                            "task": {"type": "worker", "index": index}})
+    processes.append(subprocess.Popen(
+        [sys.executable, "-c", _DISTRIBUTED_STEPS, config],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, TF_CONFIG=tf_config)))
+  outputs = [p.communicate(timeout=300) for p in processes]
+  for p, (_, err) in zip(processes, outputs):
+    assert p.returncode == 0, err[-3000:]
+  results = []
+  for out, _ in outputs:
+    line = [l for l in out.splitlines() if l.startswith("LOSSES")][0]
+    results.append(np.array(json.loads(line.split(" ", 1)[1])))
+  print("default", default, "workers", results)
+  np.testing.assert_allclose(results[0], results[1], rtol=1e-6)
+  np.testing.assert_allclose(results[0], default, rtol=0.05)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--dataset=mnist"], "mnist"),
+    (["--data_dir=/nonexistent"], "/nonexistent"),
+    (["--strategy=ring"], "ring"),
+    (["--batch_size=0"], "--batch_size"),
+])
+def test_bad_flags_stop_with_one_line(synthetic_records, tmp_path, flags,
+                                      message):
+  command = _train_command(synthetic_records, tmp_path / "m")
+  names = {f.split("=")[0] for f in flags}
+  command = [c for c in command if c.split("=")[0] not in names] + flags
+  result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+  assert result.returncode != 0
+  assert "Traceback" not in result.stderr
+  assert message in result.stderr
+
+
+def test_batch_not_divisible_by_replicas_is_refused(synthetic_records,
+                                                    tmp_path):
+  config = _step_config(synthetic_records, str(tmp_path), "mirrored")
+  config["batch_size"] = 31
+  result = subprocess.run(
+      [sys.executable, "-c", _DISTRIBUTED_STEPS, json.dumps(config)],
+      capture_output=True, text=True, timeout=120,
+      env=dict(os.environ, LOGICAL_CPUS="2"))
+  assert result.returncode != 0
+  assert "--batch_size=31 is not divisible by the 2 replicas" in result.stderr
