@@ -9,6 +9,15 @@ results:
     --predictions=nyu/CVPR18_NYU_V2V_PoseNet.txt,nyu/ICCVW17_NYU_DeepPrior++.txt \
     --names=V2V-PoseNet,DeepPrior++ --plot=curves.png --output_json=out.json
 
+Model mode: a trained model (``--model_dir`` of the trainer, or a .keras
+file) on a split prepared by data_prep; also writes our predictions and the
+ground truth in the community text format, so that they can be compared with
+published methods in file mode:
+
+  python -m jgr_p2o_tf.evaluate --dataset=nyu --model_dir=runs/nyu \
+    --data_dir=DATA/nyu_records/test --predictions_out=ours.txt \
+    --labels_out=labels.txt --plot=curves.png --output_json=out.json
+
 Prints a table, and writes the report (``jgr_p2o_tf.evaluation``) as JSON and
 the comparison figure when asked to.
 """
@@ -35,6 +44,17 @@ _PLOT = flags.DEFINE_string(
     "plot", None, "Where to save the comparison figure (e.g. curves.png).")
 _OUTPUT_JSON = flags.DEFINE_string(
     "output_json", None, "Where to write the report as JSON.")
+_MODEL_DIR = flags.DEFINE_string(
+    "model_dir", None, "Model mode: the trainer's model directory (its "
+    "best.keras, else last.keras) or a .keras file.")
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir", None, "Model mode: a split prepared by data_prep.")
+_SUBJECTS = flags.DEFINE_list(
+    "subjects", None, "Model mode, MSRA: the subjects to evaluate on.")
+_PREDICTIONS_OUT = flags.DEFINE_string(
+    "predictions_out", None, "Model mode: write the predicted uvd here.")
+_LABELS_OUT = flags.DEFINE_string(
+    "labels_out", None, "Model mode: write the true uvd here.")
 
 
 def _parse_flags(argv):
@@ -45,15 +65,48 @@ def _parse_flags(argv):
     sys.exit(f"evaluate: error: {e}")
 
 
+def _model_report():
+  """Model mode: predicts the split, writes the text files, returns a report."""
+  import os  # pylint: disable=g-import-not-at-top
+  import keras  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import input_pipeline  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import metrics  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import model as _  # pylint: disable=g-import-not-at-top,unused-import
+  path = _MODEL_DIR.value
+  if os.path.isdir(path):
+    candidates = [os.path.join(path, n) for n in ("best.keras", "last.keras")]
+    path = next((c for c in candidates if os.path.exists(c)), candidates[-1])
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"--model_dir={_MODEL_DIR.value}: no best.keras "
+                            f"or last.keras (has the trainer run?)")
+  model = keras.models.load_model(path)
+  skeleton = input_pipeline.read_manifest(_DATA_DIR.value)["skeleton"]
+  predictions = evaluation.predict_records(model, _DATA_DIR.value,
+                                           subjects=_SUBJECTS.value)
+  if _PREDICTIONS_OUT.value:
+    metrics.write_uvd_file(_PREDICTIONS_OUT.value, predictions["pred_uvd"])
+  if _LABELS_OUT.value:
+    metrics.write_uvd_file(_LABELS_OUT.value, predictions["gt_uvd"])
+  name = (_NAMES.value or ["JGR-P2O (ours)"])[0]
+  return evaluation.evaluate_predictions(predictions, _DATASET.value, skeleton,
+                                         name)
+
+
 def main(argv):
   if len(argv) > 1:
     sys.exit(f"evaluate: error: unexpected arguments {argv[1:]}")
-  for flag in (_DATASET, _LABELS, _PREDICTIONS):
+  model_mode = bool(_MODEL_DIR.value or _DATA_DIR.value)
+  required = ((_DATASET, _MODEL_DIR, _DATA_DIR) if model_mode else
+              (_DATASET, _LABELS, _PREDICTIONS))
+  for flag in required:
     if not flag.value:
       sys.exit(f"evaluate: error: --{flag.name} is required")
   try:
-    report = evaluation.evaluate_prediction_files(
-        _DATASET.value, _LABELS.value, _PREDICTIONS.value, _NAMES.value)
+    if model_mode:
+      report = _model_report()
+    else:
+      report = evaluation.evaluate_prediction_files(
+          _DATASET.value, _LABELS.value, _PREDICTIONS.value, _NAMES.value)
     print(evaluation.format_table(report))
     if _OUTPUT_JSON.value:
       evaluation.write_report_json(report, _OUTPUT_JSON.value)
@@ -64,5 +117,9 @@ def main(argv):
     sys.exit(f"evaluate: error: {e}")
 
 
-if __name__ == "__main__":
+def run():
   app.run(main, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+  run()

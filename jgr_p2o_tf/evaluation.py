@@ -216,3 +216,62 @@ def save_report_plot(report, path, title=None, dpi=120):
   """Saves ``plot_report``'s figure as an image (format from the suffix)."""
   _make_parent(path)
   plot_report(report, title).savefig(path, dpi=dpi)
+
+
+def predict_records(model, data_dir, *, batch_size=64, subjects=None):
+  """Runs a Keras model over a prepared split and maps back to full frames.
+
+  Args:
+    model: a JGR-P2O keras.Model (``model.build_model`` or a loaded one).
+    data_dir: a split prepared by data_prep (manifest.json and shards).
+    batch_size: frames per forward pass.
+    subjects: MSRA subjects to keep, or None for all.
+
+  Returns:
+    dict of NumPy arrays over the frames in order: "frame_id" (N,),
+    "pred_uvz" (N, J, 3) normalized, "pred_uvd"/"gt_uvd" (N, J, 3),
+    "pred_xyz"/"gt_xyz" (N, J, 3) mm with the records' camera, and
+    "intrinsics" (N, 4).
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import input_pipeline  # pylint: disable=g-import-not-at-top
+  predict = tf.function(lambda depth: model(depth, training=False)[-1][
+      "joints_uvz"])
+  columns = {k: [] for k in ("frame_id", "pred_uvz", "pred_uvd", "gt_uvd",
+                             "pred_xyz", "gt_xyz", "intrinsics")}
+  dataset = input_pipeline.make_dataset(data_dir, batch_size=batch_size,
+                                        training=False, subjects=subjects)
+  for batch in dataset:
+    batch = {k: v.numpy() for k, v in batch.items()}
+    uvz = np.asarray(predict(batch["depth"]), np.float64)
+    uvd = geometry.normalized_to_uvd(
+        uvz, batch["affine"].astype(np.float64), batch["centre_xyz"][:, 2],
+        batch["cube"], crop_size=batch["depth"].shape[1])
+    intrinsics = batch["camera"][:, None, :].astype(np.float64)
+    columns["frame_id"].append(batch["frame_id"].astype(str))
+    columns["pred_uvz"].append(uvz)
+    columns["pred_uvd"].append(uvd)
+    columns["gt_uvd"].append(batch["joints_uvd"])
+    columns["pred_xyz"].append(geometry.uvd_to_xyz(uvd, intrinsics))
+    columns["gt_xyz"].append(batch["joints_xyz"])
+    columns["intrinsics"].append(batch["camera"])
+  return {k: np.concatenate(v) for k, v in columns.items()}
+
+
+def evaluate_predictions(predictions, dataset, skeleton, name):
+  """The report of ``predict_records`` output, measured like the file mode.
+
+  For NYU, ICVL and MSRA both predicted and true uvd go through the dataset's
+  evaluation intrinsics (``metrics.EVAL_CAMERAS``), exactly as when the
+  written prediction file is evaluated in file mode; other data use the
+  records' own cameras.
+  """
+  if dataset in ("nyu", "icvl", "msra"):
+    camera = metrics.evaluation_camera(dataset)
+    pred_xyz = geometry.uvd_to_xyz(predictions["pred_uvd"], camera)
+    gt_xyz = geometry.uvd_to_xyz(predictions["gt_uvd"].astype(np.float64),
+                                 camera)
+  else:
+    camera, pred_xyz, gt_xyz = None, predictions["pred_xyz"], predictions[
+        "gt_xyz"]
+  return evaluate_arrays([pred_xyz], gt_xyz, [name], skeleton, camera=camera)

@@ -1,0 +1,439 @@
+"""Training library: the compiled train step, checkpoints, validation, logs.
+
+``train(config)`` is what ``python -m jgr_p2o_tf.train`` calls. It is
+restartable at any moment: every checkpoint stores the model, the optimizer
+and the global step; on start the latest checkpoint is restored and the
+interrupted epoch resumes at the batch after the last checkpointed step (each
+epoch's shuffle order is a function of the seed and the epoch number, so the
+remaining batches are the ones the killed run would have seen).
+
+Files in ``model_dir``:
+  * ``config.json``: the resolved TrainConfig (the CLI also writes flags.txt).
+  * ``checkpoints/``: tf.train.Checkpoint files, the newest few kept.
+  * ``best.keras``: the model with the lowest validation error, and
+    ``best.json`` with its epoch and error; ``last.keras``: the latest epoch.
+  * ``history.json``: per-epoch training loss and validation error.
+  * ``train/``, ``validation/``: TensorBoard event files.
+
+Weight decay: the authors' TensorFlow 1 code adds an L2 penalty
+``weight_decay/2 · Σ‖w‖²`` on convolution and dense kernels to the loss and
+optimises with Adam (``weight_decay_mode="l2"``, the default here); AdamW's
+decoupled decay is available as ``weight_decay_mode="decoupled"``.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from jgr_p2o_tf import augment
+from jgr_p2o_tf import geometry
+from jgr_p2o_tf import input_pipeline
+from jgr_p2o_tf import losses
+from jgr_p2o_tf import metrics
+from jgr_p2o_tf import model as model_lib
+
+STRATEGIES = ("default", "mirrored", "multi_worker")
+MIXED_PRECISION = ("none", "float16", "bfloat16")
+WEIGHT_DECAY_MODES = ("l2", "decoupled")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+  """Everything a training run depends on; saved as config.json."""
+  train_dir: str
+  model_dir: str
+  validation_dir: str = ""
+  skeleton: str = ""  # "" → the skeleton named in the records' manifest
+  epochs: int = 58
+  batch_size: int = 32
+  learning_rate: float = 1e-4
+  learning_rate_decay: float = 0.96
+  weight_decay: float = 5e-5
+  weight_decay_mode: str = "l2"
+  num_stacks: int = 2
+  graph: str = "skeleton"
+  head: str = "jgr"
+  num_features: int = 128
+  beta: float = 1e-4
+  huber_delta: float = 0.01
+  rotation_deg: float = 180.0
+  scale_min: float = 0.9
+  scale_max: float = 1.1
+  translation_mm: float = 10.0
+  augment: bool = True
+  mixed_precision: str = "none"
+  jit_compile: bool = True
+  strategy: str = "default"
+  test_subject: str = ""
+  checkpoint_every_steps: int = 500
+  max_checkpoints: int = 3
+  max_steps: int = 0
+  log_every_steps: int = 50
+  seed: int = 0
+  progress_bar: bool = True
+
+  def validate(self):
+    """Raises ValueError naming the bad setting and what is allowed."""
+    choices = {"strategy": STRATEGIES, "mixed_precision": MIXED_PRECISION,
+               "weight_decay_mode": WEIGHT_DECAY_MODES}
+    for name, allowed in choices.items():
+      if getattr(self, name) not in allowed:
+        raise ValueError(f"--{name}={getattr(self, name)!r} is not one of "
+                         f"{', '.join(allowed)}")
+    for name in ("epochs", "batch_size", "checkpoint_every_steps"):
+      if getattr(self, name) <= 0:
+        raise ValueError(f"--{name} must be positive, got "
+                         f"{getattr(self, name)}")
+    if not os.path.isdir(self.train_dir):
+      raise ValueError(f"--train_dir={self.train_dir}: no such directory")
+    if self.validation_dir and not os.path.isdir(self.validation_dir):
+      raise ValueError(
+          f"--validation_dir={self.validation_dir}: no such directory")
+
+  @property
+  def augment_config(self):
+    return augment.AugmentConfig(
+        rotation_deg=self.rotation_deg,
+        scale_range=(self.scale_min, self.scale_max),
+        translation_mm=self.translation_mm)
+
+
+def make_strategy(name):
+  """The tf.distribute strategy for ``--strategy``."""
+  if name == "mirrored":
+    return tf.distribute.MirroredStrategy()
+  if name == "multi_worker":
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  return tf.distribute.get_strategy()
+
+
+def set_mixed_precision(name):
+  """Sets Keras' global dtype policy for ``--mixed_precision``."""
+  keras.mixed_precision.set_global_policy(
+      "float32" if name == "none" else f"mixed_{name}")
+
+
+def build_model_from_config(config, num_joints):
+  return model_lib.build_model(
+      num_joints, num_stacks=config.num_stacks, graph=config.graph,
+      head=config.head, num_features=config.num_features,
+      skeleton=config.skeleton)
+
+
+def _decayed_kernels(model):
+  """Convolution and dense kernels: the weights the L2 penalty applies to."""
+  return [v for v in model.trainable_variables
+          if v.path.endswith("kernel") or v.path.endswith("adjacency")]
+
+
+def _atomic_write_text(path, text):
+  directory = os.path.dirname(path) or "."
+  with tempfile.NamedTemporaryFile("w", dir=directory, delete=False,
+                                   suffix=".tmp", encoding="utf-8") as f:
+    f.write(text)
+  os.replace(f.name, path)
+
+
+def save_model_atomically(model, path):
+  """model.save to a temporary name, then rename: a kill never corrupts it."""
+  tmp = path + ".tmp.keras"
+  model.save(tmp)
+  os.replace(tmp, path)
+
+
+def predict_xyz(outputs_uvz, batch):
+  """Final-stack normalized UVZ → full-frame xyz mm for a batch (geometry)."""
+  return geometry.normalized_to_xyz(
+      outputs_uvz, batch["affine"], batch["centre_xyz"][:, 2], batch["cube"],
+      batch["camera"][:, None, :], crop_size=batch["depth"].shape[1])
+
+
+class Trainer:
+  """Owns the model, optimizer, checkpoint and compiled steps of one run."""
+
+  def __init__(self, config):
+    config.validate()
+    self.config = config
+    self.strategy = make_strategy(config.strategy)
+    replicas = self.strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+      raise ValueError(f"--batch_size={config.batch_size} is not divisible by "
+                       f"the {replicas} replicas of --strategy="
+                       f"{config.strategy}")
+    set_mixed_precision(config.mixed_precision)
+    keras.utils.set_random_seed(config.seed)
+    manifest = input_pipeline.read_manifest(config.train_dir)
+    self.num_joints = manifest["num_joints"]
+    if not config.skeleton:
+      config.skeleton = manifest["skeleton"]
+    self.exclude_subjects = [config.test_subject] if config.test_subject else None
+    self.steps_per_epoch = self._count_frames(manifest) // config.batch_size
+    if self.steps_per_epoch == 0:
+      raise ValueError(f"--train_dir={config.train_dir} holds fewer frames "
+                       f"than one batch of {config.batch_size}")
+    with self.strategy.scope():
+      self.model = build_model_from_config(config, self.num_joints)
+      self.learning_rate = keras.optimizers.schedules.ExponentialDecay(
+          config.learning_rate, decay_steps=self.steps_per_epoch,
+          decay_rate=config.learning_rate_decay, staircase=True)
+      if config.weight_decay_mode == "decoupled":
+        optimizer = keras.optimizers.AdamW(
+            self.learning_rate, weight_decay=config.weight_decay)
+      else:
+        optimizer = keras.optimizers.Adam(self.learning_rate)
+      if config.mixed_precision == "float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+      self.optimizer = optimizer
+      self.optimizer.build(self.model.trainable_variables)
+      self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    self.decayed = _decayed_kernels(self.model)
+    self.checkpoint = tf.train.Checkpoint(
+        model=self.model, optimizer=self.optimizer, step=self.step)
+    # Every worker takes part in saving; only the chief's copy is kept.
+    self.checkpoint_dir = os.path.join(config.model_dir, "checkpoints")
+    checkpoint_dir = self.checkpoint_dir
+    if not self.is_chief:
+      checkpoint_dir = os.path.join(
+          config.model_dir, "worker_tmp",
+          str(self.strategy.cluster_resolver.task_id))
+    self.manager = tf.train.CheckpointManager(
+        self.checkpoint, checkpoint_dir, max_to_keep=config.max_checkpoints)
+    self._train_step = tf.function(self._replica_train_step,
+                                   jit_compile=config.jit_compile)
+    self._predict_step = tf.function(self._replica_predict_step,
+                                     jit_compile=config.jit_compile)
+
+  def _count_frames(self, manifest):
+    excluded = set(self.exclude_subjects or ())
+    return sum(s["written"] for s in manifest["shards"]
+               if s.get("subject") not in excluded)
+
+  @property
+  def is_chief(self):
+    resolver = self.strategy.cluster_resolver
+    return resolver is None or resolver.task_type in (None, "chief") or (
+        resolver.task_type == "worker" and resolver.task_id == 0)
+
+  def _dataset(self, epoch):
+    """Epoch ``epoch``'s batches, distributed; order fixed by (seed, epoch)."""
+    config = self.config
+    dataset = input_pipeline.make_dataset(
+        config.train_dir, batch_size=config.batch_size, training=True,
+        seed=config.seed * 100003 + epoch,
+        exclude_subjects=self.exclude_subjects)
+    # Every worker reads every shard and keeps its share of the batches:
+    # shards are few and unevenly filled, so sharding by file would starve
+    # some workers.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA)
+    return dataset.with_options(options)
+
+  def _replica_train_step(self, batch, seed):
+    config = self.config
+    depth, joints_uvz = batch["depth"], batch["joints_uvz"]
+    if config.augment:
+      # Each replica augments its own slice with its own seed.
+      replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+      depth, joints_uvz = augment.augment_batch(
+          depth, joints_uvz, batch["cube"], config.augment_config,
+          seed + tf.cast(replica, seed.dtype) * 7919)
+    replicas = self.strategy.num_replicas_in_sync
+    with tf.GradientTape() as tape:
+      outputs = self.model(depth, training=True)
+      total, parts = losses.jgr_p2o_loss(
+          outputs, joints_uvz, depth, offset_weight=config.beta,
+          delta=config.huber_delta)
+      # Each replica's loss is a mean over its slice of the global batch;
+      # dividing by the replicas makes the cross-replica sum the global mean.
+      loss = total / replicas
+      if config.weight_decay_mode == "l2" and config.weight_decay:
+        penalty = tf.add_n([tf.reduce_sum(tf.square(tf.cast(v, tf.float32)))
+                            for v in self.decayed])
+        loss += 0.5 * config.weight_decay * penalty / replicas
+      scaled = (self.optimizer.scale_loss(loss)
+                if config.mixed_precision == "float16" else loss)
+    variables = self.model.trainable_variables
+    gradients = tape.gradient(scaled, variables)
+    self.optimizer.apply_gradients(zip(gradients, variables))
+    parts = [{name: value / replicas for name, value in part.items()}
+             for part in parts]
+    return loss, parts
+
+  def _replica_predict_step(self, depth):
+    outputs = self.model(depth, training=False)
+    return outputs[-1]["joints_uvz"]
+
+  def train_step(self, batch):
+    seed = tf.stack([tf.constant(self.config.seed, tf.int64), self.step])
+    # Only what the step reads: XLA takes no string tensors such as frame_id.
+    batch = {k: batch[k] for k in ("depth", "joints_uvz", "cube")}
+    loss, parts = self.strategy.run(self._train_step, args=(batch, seed))
+    reduce = lambda x: self.strategy.reduce("SUM", x, axis=None)
+    self.step.assign_add(1)
+    return reduce(loss), tf.nest.map_structure(reduce, parts)
+
+  def predict_uvz(self, depth):
+    """Final-stack normalized UVZ for a (B, S, S, 1) batch, on one replica."""
+    return self._predict_step(depth)
+
+  def validate(self, data_dir, subjects=None):
+    """Mean 3D error in mm and per-frame errors (J,) on a prepared split."""
+    dataset = input_pipeline.make_dataset(
+        data_dir, batch_size=self.config.batch_size, training=False,
+        subjects=subjects)
+    errors = []
+    for batch in dataset:
+      xyz = predict_xyz(self.predict_uvz(batch["depth"]), batch)
+      errors.append(metrics.joint_errors(np.asarray(xyz),
+                                         batch["joints_xyz"].numpy()))
+    errors = np.concatenate(errors)
+    return float(errors.mean()), errors
+
+  def restore(self):
+    """Restores the latest checkpoint; returns the global step it holds."""
+    path = tf.train.latest_checkpoint(self.checkpoint_dir)
+    if path:
+      self.checkpoint.restore(path).assert_existing_objects_matched()
+    return int(self.step.numpy())
+
+  def save_checkpoint(self):
+    self.manager.save(checkpoint_number=int(self.step.numpy()))
+
+
+def train(config, log=print):
+  """Trains (or resumes) a model as ``config`` says; returns the history."""
+  trainer = Trainer(config)
+  os.makedirs(config.model_dir, exist_ok=True)
+  if trainer.is_chief:
+    _atomic_write_text(os.path.join(config.model_dir, "config.json"),
+                       json.dumps(dataclasses.asdict(config), indent=2))
+  history_path = os.path.join(config.model_dir, "history.json")
+  history = _read_json(history_path, default=[])
+  best = _read_json(os.path.join(config.model_dir, "best.json"),
+                    default={"mean_error_mm": math.inf})
+  start = trainer.restore()
+  if start:
+    log(f"Resumed from {tf.train.latest_checkpoint(trainer.checkpoint_dir)} "
+        f"at step {start}.")
+  total_steps = trainer.steps_per_epoch * config.epochs
+  if config.max_steps:
+    total_steps = min(total_steps, config.max_steps)
+  validation_dir, validation_subjects = _validation_split(config)
+  writers = _summary_writers(config.model_dir, trainer.is_chief)
+
+  step = start
+  while step < total_steps:
+    epoch, skip = divmod(step, trainer.steps_per_epoch)
+    steps_this_epoch = min(trainer.steps_per_epoch, total_steps - epoch *
+                           trainer.steps_per_epoch) - skip
+    dataset = trainer.strategy.experimental_distribute_dataset(
+        trainer._dataset(epoch).skip(skip).take(steps_this_epoch))
+    losses_this_epoch = []
+    bar = tqdm(total=steps_this_epoch, desc=f"epoch {epoch + 1}/{config.epochs}",
+               disable=not (config.progress_bar and trainer.is_chief),
+               unit="step", dynamic_ncols=True)
+    for batch in dataset:
+      loss, parts = trainer.train_step(batch)
+      step += 1
+      losses_this_epoch.append(float(loss))
+      bar.update(1)
+      bar.set_postfix(loss=f"{float(loss):.4f}")
+      if step % config.log_every_steps == 0:
+        _log_scalars(writers["train"], step, loss, parts,
+                     trainer.learning_rate(step))
+      if step % config.checkpoint_every_steps == 0:
+        trainer.save_checkpoint()
+    bar.close()
+    trainer.save_checkpoint()
+    record = {"epoch": epoch + 1, "step": step,
+              "train_loss": float(np.mean(losses_this_epoch))}
+    if validation_dir:
+      error, _ = trainer.validate(validation_dir, validation_subjects)
+      record["validation_mean_error_mm"] = error
+      _log_validation(writers["validation"], step, error, trainer,
+                      validation_dir, validation_subjects)
+      log(f"epoch {epoch + 1}: loss {record['train_loss']:.4f}, validation "
+          f"mean error {error:.2f} mm")
+      if trainer.is_chief and error < best["mean_error_mm"]:
+        best = {"epoch": epoch + 1, "step": step, "mean_error_mm": error}
+        save_model_atomically(trainer.model,
+                              os.path.join(config.model_dir, "best.keras"))
+        _atomic_write_text(os.path.join(config.model_dir, "best.json"),
+                           json.dumps(best, indent=2))
+    else:
+      log(f"epoch {epoch + 1}: loss {record['train_loss']:.4f}")
+    if trainer.is_chief:
+      save_model_atomically(trainer.model,
+                            os.path.join(config.model_dir, "last.keras"))
+      history = [h for h in history if h["epoch"] != epoch + 1] + [record]
+      _atomic_write_text(history_path, json.dumps(history, indent=2))
+  return history
+
+
+def _validation_split(config):
+  """(data dir, subjects) to validate on: MSRA's test subject or a split."""
+  if config.test_subject:
+    return config.validation_dir or config.train_dir, [config.test_subject]
+  return config.validation_dir, None
+
+
+def _read_json(path, default):
+  if not os.path.exists(path):
+    return default
+  with open(path, encoding="utf-8") as f:
+    return json.load(f)
+
+
+def _summary_writers(model_dir, is_chief):
+  if not is_chief:
+    return {"train": tf.summary.create_noop_writer(),
+            "validation": tf.summary.create_noop_writer()}
+  return {name: tf.summary.create_file_writer(os.path.join(model_dir, name))
+          for name in ("train", "validation")}
+
+
+def _log_scalars(writer, step, loss, parts, learning_rate):
+  with writer.as_default(step=step):
+    tf.summary.scalar("loss/total", loss)
+    for s, part in enumerate(parts, start=1):
+      for name, value in part.items():
+        tf.summary.scalar(f"loss/stack{s}_{name}", value)
+    tf.summary.scalar("learning_rate", learning_rate)
+
+
+def _log_validation(writer, step, error, trainer, data_dir, subjects):
+  """Mean error, and one crop with its predicted joints and voting maps."""
+  from jgr_p2o_tf import visualize  # pylint: disable=g-import-not-at-top
+  batch = next(iter(input_pipeline.make_dataset(
+      data_dir, batch_size=1, training=False, subjects=subjects)))
+  outputs = trainer.model(batch["depth"], training=False)[-1]
+  depth = batch["depth"][0, ..., 0].numpy()
+  skeleton = trainer.model.skeleton if hasattr(trainer.model, "skeleton") else (
+      trainer.config.skeleton)
+  joints = visualize.figure_to_array(visualize.plot_crop_with_joints(
+      depth, np.asarray(outputs["joints_uvz"][0]), skeleton,
+      gt_uvz=batch["joints_uvz"][0].numpy()))
+  voting = visualize.figure_to_array(visualize.plot_voting_maps(
+      depth, np.asarray(outputs["voting_maps"][0]),
+      _joint_names(skeleton, trainer.num_joints)))
+  with writer.as_default(step=step):
+    tf.summary.scalar("mean_error_mm", error)
+    tf.summary.image("crop_with_joints", joints[None])
+    tf.summary.image("voting_maps", voting[None])
+  writer.flush()
+
+
+def _joint_names(skeleton, num_joints):
+  from jgr_p2o_tf import skeletons  # pylint: disable=g-import-not-at-top
+  try:
+    return skeletons.get_skeleton(skeleton).joint_names
+  except ValueError:
+    return tuple(f"joint {k}" for k in range(num_joints))
