@@ -20,6 +20,7 @@ Method results are the entries of an evaluation report (see
 import io
 import math
 
+from matplotlib import colormaps as mpl_colormaps
 from matplotlib import colors as mpl_colors
 from matplotlib import figure as mpl_figure
 from matplotlib.backends import backend_agg
@@ -132,6 +133,51 @@ def plot_crop_with_joints(depth_crop, joints_uvz, skeleton, gt_uvz=None,
   ax.set_ylim(size - 0.5, -0.5)
   if gt_uvz is not None:
     ax.legend(loc="lower right", fontsize="small")
+  if title:
+    ax.set_title(title)
+  return fig
+
+
+def plot_depth_with_joints(depth_mm, joints_uvd, skeleton, centre_uvd=None,
+                           depth_range_mm=None, ax=None, title=None):
+  """A full depth frame with predicted joints and bones at their pixels.
+
+  Args:
+    depth_mm: (H, W) depth in mm, 0 for holes (drawn white).
+    joints_uvd: (J, 3) full-frame joints, u column and v row (pixel centres
+      at integer coordinates) and depth; only uv is drawn.
+    skeleton: Skeleton or layout name, for the bones.
+    centre_uvd: optional (3,) hand centre the crop was taken around, marked
+      with a cross.
+    depth_range_mm: (near, far) depths drawn black to white; by default the
+      joints' depths ± 100 mm, so the hand stands out from the background.
+    ax: axes to draw into; a new figure when None.
+    title: optional axes title.
+
+  Returns:
+    The Figure.
+  """
+  skeleton = skeletons.get_skeleton(skeleton)
+  depth = np.asarray(depth_mm, np.float64)
+  joints = np.asarray(joints_uvd, np.float64)
+  height, width = depth.shape
+  if depth_range_mm is None:
+    depth_range_mm = (joints[:, 2].min() - 100.0, joints[:, 2].max() + 100.0)
+  fig, ax = _figure_and_axes(ax, (6.4, 6.4 * height / width))
+  cmap = mpl_colormaps["gray"].with_extremes(bad="white")
+  ax.imshow(np.ma.masked_less_equal(depth, 0.0), cmap=cmap,
+            vmin=depth_range_mm[0], vmax=depth_range_mm[1],
+            interpolation="nearest")
+  _draw_skeleton_2d(ax, joints[:, :2], skeleton, PRED_COLOR, "prediction")
+  if centre_uvd is not None:
+    ax.scatter(centre_uvd[0], centre_uvd[1], marker="+", s=80, color="C0",
+               linewidths=1.5, zorder=3, label="hand centre")
+    ax.legend(loc="lower right", fontsize="small")
+  # Joints predicted outside the frame must not rescale the image.
+  ax.set_xlim(-0.5, width - 0.5)
+  ax.set_ylim(height - 0.5, -0.5)
+  ax.set_xticks([])
+  ax.set_yticks([])
   if title:
     ax.set_title(title)
   return fig

@@ -1,0 +1,82 @@
+r"""Exports a trained model as a SavedModel for serving.
+
+  python -m jgr_p2o_tf.export --model_dir=runs/nyu \
+      --export_dir=runs/nyu/saved_model
+
+Takes ``best.keras`` (or ``last.keras``, or any .keras file) of a training run,
+folds batch normalization into the convolutions and writes a SavedModel with
+a full-frame signature (depth frame + hand centre + intrinsics → joints in
+mm) and a crop signature; see ``jgr_p2o_tf.exporter``. The cube edges come
+from the manifest of the run's training records, or from ``--cube_mm``.
+"""
+
+import math
+
+from absl import flags
+from absl import logging
+
+from jgr_p2o_tf import cli
+
+_MODEL_DIR = flags.DEFINE_string("model_dir", None,
+                                 "The --model_dir of a training run.")
+_MODEL = flags.DEFINE_string(
+    "model", "best", "best, last (the run's best.keras / last.keras) or a "
+    "path to a .keras file.")
+_EXPORT_DIR = flags.DEFINE_string("export_dir", None,
+                                  "The SavedModel directory to write.")
+_CUBE_MM = flags.DEFINE_string(
+    "cube_mm", None, "Cube edge in mm, one number or x,y,z; default: the "
+    "training records' manifest.")
+_MIXED_PRECISION = flags.DEFINE_enum(
+    "mixed_precision", "none", ["none", "bfloat16", "float16"],
+    "Compute dtype of the exported network; weights stay float32.")
+_JIT_COMPILE = flags.DEFINE_boolean(
+    "jit_compile", True, "Compile the network with XLA when served (turn "
+    "off for servers built without XLA).")
+_FOLD_BATCH_NORM = flags.DEFINE_boolean(
+    "fold_batch_norm", True, "Fold batch normalization into convolutions.")
+_OVERWRITE = flags.DEFINE_boolean(
+    "overwrite", False, "Replace a SavedModel already at --export_dir.")
+
+flags.mark_flags_as_required(["model_dir", "export_dir"])
+
+
+def parse_cube(text):
+  """``"250"`` or ``"250,250,250"`` → list of edges; ValueError names it."""
+  try:
+    values = [float(v) for v in text.split(",")]
+  except ValueError:
+    values = []
+  if len(values) not in (1, 3) or not all(
+      math.isfinite(v) and v > 0 for v in values):
+    raise ValueError(f"--cube_mm={text!r} must be one positive number or "
+                     f"three (x, y, z edges in mm)")
+  return values
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise ValueError(f"unexpected arguments {argv[1:]}")
+  from jgr_p2o_tf import exporter  # pylint: disable=g-import-not-at-top
+  # Saving a SavedModel logs a line listing every captured weight at INFO.
+  logging.set_verbosity(logging.WARNING)
+  cube = None if _CUBE_MM.value is None else parse_cube(_CUBE_MM.value)
+  metadata = exporter.export_from_model_dir(
+      _MODEL_DIR.value, _EXPORT_DIR.value, model=_MODEL.value, cube_mm=cube,
+      mixed_precision=_MIXED_PRECISION.value, jit_compile=_JIT_COMPILE.value,
+      fold_batch_norm_layers=_FOLD_BATCH_NORM.value,
+      overwrite=_OVERWRITE.value)
+  cli.write_flags(_EXPORT_DIR.value)
+  print(f"exported {metadata['source']} to {_EXPORT_DIR.value}: "
+        f"{metadata['skeleton']} skeleton ({metadata['num_joints']} joints), "
+        f"cube {metadata['cube_mm']} mm, {metadata['dtype_policy']}, "
+        f"{metadata['batch_norm_folded']} batch norms folded, signatures "
+        f"{', '.join(metadata['signatures'])}")
+
+
+def run():
+  cli.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,97 @@
+r"""Predicts hand poses in depth images with an exported SavedModel.
+
+  python -m jgr_p2o_tf.infer --saved_model=runs/nyu/saved_model \
+      --dataset=nyu --output_dir=out depth_1_0000001.png depth_1_0000002.png
+
+Writes ``{output_dir}/predictions.json`` (per image: the hand centre and the
+joints in xyz mm and full-frame uvd) and, unless ``--noplot``, one PNG per
+image with the skeleton drawn on the depth. Each image's hand centre is
+``--centre`` or, by default, computed from the depth (the nearest object's
+centre of mass, ``datasets.centres.compute_centre``).
+
+The camera is ``--dataset``'s, or the one stored in the SavedModel at
+export; ``--camera`` overrides the intrinsics. See ``jgr_p2o_tf.inference``
+for the image formats.
+"""
+
+import os
+
+from absl import flags
+
+from jgr_p2o_tf import cli
+
+_SAVED_MODEL = flags.DEFINE_string(
+    "saved_model", None, "A SavedModel written by python -m jgr_p2o_tf.export.")
+_DATASET = flags.DEFINE_enum(
+    "dataset", None, ["icvl", "nyu", "msra", "synthetic"],
+    "Camera and image format of the images; default: the SavedModel's camera.")
+_CAMERA = flags.DEFINE_list(
+    "camera", None, "fx,fy,cx,cy[,width,height] of the depth camera, "
+    "overriding --dataset's or the SavedModel's intrinsics.")
+_CENTRE = flags.DEFINE_list(
+    "centre", None, "x,y,z hand centre in mm for every image; default: "
+    "computed from each image.")
+_OUTPUT_DIR = flags.DEFINE_string(
+    "output_dir", None, "Where to write predictions.json and the figures.")
+_PLOT = flags.DEFINE_boolean("plot", True,
+                             "Write a PNG per image with the skeleton.")
+
+flags.mark_flags_as_required(["saved_model", "output_dir"])
+
+
+def _numbers(flag, count):
+  """A list flag's values as floats; ValueError names the flag."""
+  try:
+    values = [float(v) for v in flag.value]
+  except ValueError:
+    values = []
+  if len(values) not in count:
+    raise ValueError(f"--{flag.name}={','.join(flag.value)} must be "
+                     f"{' or '.join(str(c) for c in count)} numbers")
+  return values
+
+
+def main(argv):
+  paths = argv[1:]
+  if not paths:
+    raise ValueError("give the depth images to run on after the flags")
+  for path in paths:
+    if not os.path.isfile(path):
+      raise FileNotFoundError(f"{path}: no such file")
+  centre = None if _CENTRE.value is None else _numbers(_CENTRE, (3,))
+  intrinsics = None if _CAMERA.value is None else _numbers(_CAMERA, (4, 6))
+  # Imported here: TensorFlow takes seconds, and flag errors need none of it.
+  from jgr_p2o_tf import inference  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import visualize  # pylint: disable=g-import-not-at-top
+  predictor = inference.Predictor(_SAVED_MODEL.value)
+  camera = inference.resolve_camera(predictor, _DATASET.value, intrinsics)
+  dataset = _DATASET.value or predictor.metadata.get("dataset")
+  output_dir = _OUTPUT_DIR.value
+  os.makedirs(output_dir, exist_ok=True)
+  taken = set()
+
+  def plot(result, depth):
+    name = inference.plot_file_name(result["file"], taken)
+    result["plot"] = name
+    figure = visualize.plot_depth_with_joints(
+        depth, result["joints_uvd"], predictor.skeleton,
+        centre_uvd=result["centre_uvd"],
+        title=os.path.basename(result["file"]))
+    with open(os.path.join(output_dir, name), "wb") as f:
+      f.write(visualize.figure_to_png_bytes(figure))
+
+  results = inference.predict_files(
+      predictor, paths, camera, dataset=dataset, centre_xyz=centre,
+      on_frame=plot if _PLOT.value else None)
+  path = os.path.join(output_dir, inference.PREDICTIONS_FILE)
+  inference.write_predictions(path, predictor, camera, results)
+  cli.write_flags(output_dir)
+  print(f"{len(results)} images: {path}")
+
+
+def run():
+  cli.run(main)
+
+
+if __name__ == "__main__":
+  run()
