@@ -14,6 +14,8 @@ compared in xyz mm after ``geometry.uvd_to_xyz`` with the dataset's
 evaluation intrinsics (``EVAL_CAMERAS``).
 """
 
+import os
+
 import numpy as np
 
 from jgr_p2o_tf import geometry
@@ -175,4 +177,5 @@ def write_uvd_file(path, uvd):
   uvd = np.asarray(uvd, np.float64)
   if uvd.ndim != 3 or uvd.shape[-1] != 3:
     raise ValueError(f"expected (N, J, 3) uvd, got shape {uvd.shape}")
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
   np.savetxt(path, uvd.reshape(len(uvd), -1), fmt="%.3f", delimiter=" ")
