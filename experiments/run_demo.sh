@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 D=${DEMO_DIR:-runs/demo}
-TRAIN_FRAMES=${TRAIN_FRAMES:-6000}
+TRAIN_FRAMES=${TRAIN_FRAMES:-8000}
 TEST_FRAMES=${TEST_FRAMES:-600}
 start=$(date +%s)
 step() { echo; echo "== $* ($(( $(date +%s) - start )) s)"; }
