@@ -3,7 +3,7 @@
 A report is plain JSON-able data, so the CLI writes it as is, and plots,
 tables and notebooks read it back:
 
-  {"dataset": "nyu", "labels": path or None,
+  {"dataset": "nyu", "layout": skeleton name, "labels": path or None,
    "camera": {"fx", "fy", "cx", "cy"} or None,   # uvd → xyz, file mode
    "num_frames": N, "num_joints": J, "joint_names": [...],
    "methods": [{"name", "path",                   # path None for arrays
@@ -97,6 +97,7 @@ def evaluate_arrays(pred_xyz, gt_xyz, names, dataset, paths=None,
                      f"{len(paths)} paths; expected as many of each")
   return {
       "dataset": skeleton.name,
+      "layout": skeleton.name,
       "labels": labels_path,
       "camera": None if camera is None else {
           "fx": camera.fx, "fy": camera.fy, "cx": camera.cx, "cy": camera.cy},
@@ -274,4 +275,6 @@ def evaluate_predictions(predictions, dataset, skeleton, name):
   else:
     camera, pred_xyz, gt_xyz = None, predictions["pred_xyz"], predictions[
         "gt_xyz"]
-  return evaluate_arrays([pred_xyz], gt_xyz, [name], skeleton, camera=camera)
+  report = evaluate_arrays([pred_xyz], gt_xyz, [name], skeleton, camera=camera)
+  report["dataset"] = dataset
+  return report

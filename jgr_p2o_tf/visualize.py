@@ -498,3 +498,38 @@ def plot_worst_frames(depth_crops, joints_uvz, skeleton, frame_errors, k=6,
         gt_uvz=None if gt_uvz is None else gt_uvz[index], ax=ax,
         title=f"frame {index}: {frame_errors[index]:.1f} mm")
   return fig
+
+
+def plot_frame_overview(depth_crop, joints_uvz, joints_xyz, skeleton,
+                        gt_uvz=None, gt_xyz=None, title=None):
+  """One frame in three panels: the crop, its 2D and its 3D skeletons.
+
+  Args:
+    depth_crop: (S, S) or (S, S, 1) normalized depth crop, the network's
+      input, drawn with a colour bar of normalized depth.
+    joints_uvz: (J, 3) predicted normalized UVZ, drawn on the crop.
+    joints_xyz: (J, 3) predicted joints in mm, drawn in 3D.
+    skeleton: Skeleton or layout name.
+    gt_uvz: optional (J, 3) true normalized UVZ.
+    gt_xyz: optional (J, 3) true joints in mm.
+    title: optional figure title.
+
+  Returns:
+    The Figure: the crop, the 2D skeletons, the 3D skeletons and the colour
+    bar, in this order in ``fig.axes``.
+  """
+  crop = _crop_2d(depth_crop)
+  fig = new_figure((14, 4.6))
+  crop_ax = fig.add_subplot(1, 3, 1)
+  _show_crop(crop_ax, crop)
+  crop_ax.set_title("Depth crop (network input)")
+  plot_crop_with_joints(crop, joints_uvz, skeleton, gt_uvz=gt_uvz,
+                        ax=fig.add_subplot(1, 3, 2), title="2D on the crop")
+  plot_skeleton_3d(joints_xyz, skeleton, gt_xyz=gt_xyz,
+                   ax=fig.add_subplot(1, 3, 3, projection="3d"),
+                   title="3D in camera space")
+  fig.colorbar(crop_ax.images[0], ax=crop_ax, shrink=0.8,
+               label="normalized depth (background 1)")
+  if title:
+    fig.suptitle(title)
+  return fig

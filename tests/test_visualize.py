@@ -176,3 +176,23 @@ def test_figure_conversions_for_tensorboard():
   assert array.dtype == np.uint8 and array.shape == (150, 200, 3)
   # Made without pyplot, so nothing is left open in pyplot's registry.
   assert pyplot.get_fignums() == open_before
+
+
+def test_frame_overview_panels():
+  rng = np.random.default_rng(3)
+  uvz = rng.uniform(0.2, 0.8, (16, 3))
+  xyz = rng.normal([0, 0, 400], 30, (16, 3))
+  crop = np.ones((S, S))
+  crop[30:60, 30:60] = 0.2
+  fig = visualize.plot_frame_overview(crop, uvz, xyz, "icvl", gt_uvz=uvz + 0.01,
+                                      gt_xyz=xyz + 5, title="frame 0")
+  crop_ax, joints_ax, skeleton_ax, colorbar_ax = fig.axes
+  np.testing.assert_array_equal(crop_ax.images[0].get_array(), crop)
+  assert not crop_ax.collections  # the crop alone
+  np.testing.assert_allclose(_scatter(joints_ax, "prediction").get_offsets(),
+                             uvz[:, :2] * S - 0.5)
+  assert _scatter(joints_ax, "ground truth") is not None
+  assert skeleton_ax.name == "3d"
+  assert len(skeleton_ax.lines) == 2 * len(skeletons.ICVL.bones)
+  assert colorbar_ax.get_ylim() == (-1.0, 1.0)
+  assert fig.get_suptitle() == "frame 0"
