@@ -18,7 +18,8 @@ from jgr_p2o_tf import metrics
 from jgr_p2o_tf import skeletons
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-PUBLISHED = pathlib.Path("/work/shared/published_results")
+# The published results lie in shared/, beside the checkout (as in CI).
+PUBLISHED = REPO.parent / "shared" / "published_results"
 NYU_LABELS = PUBLISHED / "nyu" / "nyu_test_groundtruth_label.txt"
 NYU_V2V = PUBLISHED / "nyu" / "CVPR18_NYU_V2V_PoseNet.txt"
 NYU_DEEPPRIOR = PUBLISHED / "nyu" / "ICCVW17_NYU_DeepPrior++.txt"
