@@ -1,0 +1,90 @@
+r"""Times the network, its SavedModel, training and the input pipeline.
+
+  python -m jgr_p2o_tf.bench [--output_json=bench.json] [--num_stacks=2] \
+      [--runs=100] [--quick] [--parts=model,xla,saved_model,train,input] \
+      [--batch_sizes=1,32,256] [--mixed_precision=none] [--num_features=128]
+
+Prints the machine, the parameters and FLOPs of a randomly initialised
+JGR-P2O (NYU layout) and a table of batch-1 latencies, batch-32/256
+throughputs, training and input speeds, with the paper's figures and the
+project's targets beside them (information, not assertions); the same report
+goes to ``--output_json``. With ``KERAS_BACKEND=jax`` the network and a JAX
+training step are timed and the TensorFlow-only parts are skipped. See
+``jgr_p2o_tf.benchmark`` for what each row measures.
+"""
+
+import json
+import os
+import sys
+
+from absl import flags
+
+from jgr_p2o_tf import cli
+
+_OUTPUT_JSON = flags.DEFINE_string("output_json", None,
+                                   "Also write the report to this JSON file.")
+_NUM_STACKS = flags.DEFINE_integer("num_stacks", 2, "Stacked hourglasses.")
+_NUM_FEATURES = flags.DEFINE_integer("num_features", 128, "Feature channels.")
+_RUNS = flags.DEFINE_integer(
+    "runs", 100, "Timed calls at batch 1 (latency); larger batches get a "
+    "tenth of them, at least 3. --quick: 10 unless given.")
+_QUICK = flags.DEFINE_boolean(
+    "quick", False, "Few iterations and 64 records: checks that everything "
+    "runs; the figures are rough.")
+_PARTS = flags.DEFINE_list(
+    "parts", "model,xla,saved_model,train,input",
+    "What to time: model (eager Keras call), xla (compiled call), "
+    "saved_model (exported signatures), train (training step), input "
+    "(tf.data pipeline).")
+_BATCH_SIZES = flags.DEFINE_list(
+    "batch_sizes", "1,32,256", "Inference batch sizes (under JAX, those "
+    "above 1 are also the training batch sizes).")
+_MIXED_PRECISION = flags.DEFINE_enum(
+    "mixed_precision", "none", ["none", "bfloat16", "float16"],
+    "Compute dtype of the network; variables stay float32.")
+
+
+def _batch_sizes():
+  try:
+    sizes = tuple(int(b) for b in _BATCH_SIZES.value)
+  except ValueError:
+    sizes = ()
+  if not sizes or min(sizes) < 1:
+    raise ValueError(f"--batch_sizes={','.join(_BATCH_SIZES.value)} must be "
+                     f"positive integers")
+  return sizes
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise ValueError(f"unexpected arguments {argv[1:]}")
+  from jgr_p2o_tf import benchmark  # pylint: disable=g-import-not-at-top
+  if _QUICK.value:
+    settings = benchmark.Settings.quick(
+        _RUNS.value if flags.FLAGS["runs"].present else None, _batch_sizes())
+  else:
+    settings = benchmark.Settings(
+        batch_sizes=_batch_sizes(), latency_runs=_RUNS.value,
+        throughput_runs=max(3, _RUNS.value // 10))
+  config = benchmark.ModelConfig(num_stacks=_NUM_STACKS.value,
+                                 num_features=_NUM_FEATURES.value,
+                                 mixed_precision=_MIXED_PRECISION.value)
+  report = benchmark.run_benchmark(
+      _PARTS.value, config, settings,
+      log=lambda line: print(f"[bench] {line}", file=sys.stderr, flush=True))
+  print(benchmark.format_report(report))
+  if _OUTPUT_JSON.value:
+    directory = os.path.dirname(_OUTPUT_JSON.value)
+    if directory:
+      os.makedirs(directory, exist_ok=True)
+    with open(_OUTPUT_JSON.value, "w", encoding="utf-8") as f:
+      json.dump(report, f, indent=2)
+      f.write("\n")
+
+
+def run():
+  cli.run(main)
+
+
+if __name__ == "__main__":
+  run()
