@@ -13,7 +13,6 @@ from the manifest of the run's training records, or from ``--cube_mm``.
 import math
 
 from absl import flags
-from absl import logging
 
 from jgr_p2o_tf import cli
 
@@ -58,8 +57,6 @@ def main(argv):
   if len(argv) > 1:
     raise ValueError(f"unexpected arguments {argv[1:]}")
   from jgr_p2o_tf import exporter  # pylint: disable=g-import-not-at-top
-  # Saving a SavedModel logs a line listing every captured weight at INFO.
-  logging.set_verbosity(logging.WARNING)
   cube = None if _CUBE_MM.value is None else parse_cube(_CUBE_MM.value)
   metadata = exporter.export_from_model_dir(
       _MODEL_DIR.value, _EXPORT_DIR.value, model=_MODEL.value, cube_mm=cube,

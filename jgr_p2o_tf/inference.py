@@ -24,6 +24,7 @@ from jgr_p2o_tf import skeletons
 from jgr_p2o_tf.datasets import centres
 from jgr_p2o_tf.datasets import frame as frame_lib
 from jgr_p2o_tf.datasets import msra
+from jgr_p2o_tf.datasets import nyu
 
 PREDICTIONS_FILE = "predictions.json"
 
@@ -122,11 +123,7 @@ def read_depth(path, camera, dataset=None):
         "unknown depth image format, expected .png (16-bit, or NYU's RGB with "
         "--dataset=nyu) or .bin (MSRA)", path=path)
   if dataset == "nyu":
-    image = frame_lib.read_png(path, None, dtype=np.uint8, channels=3,
-                               camera=camera)
-    # OpenCV decodes to BGR: NYU keeps the high byte in G, the low one in B.
-    return ((image[..., 1].astype(np.uint16) << 8) |
-            image[..., 0]).astype(np.float32)
+    return nyu.read_depth_png(path, None, camera)
   return frame_lib.read_png(path, None, dtype=np.uint16, channels=1,
                             camera=camera).astype(np.float32)
 

@@ -81,12 +81,9 @@ class NyuReader(frame_lib.Reader):
     index = self.check_index(index)
     frame_id = self.frame_ids[index]
     path = os.path.join(self.split_dir, self._file_name(index))
-    image = frame_lib.read_png(path, frame_id, dtype=np.uint8, channels=3,
-                               camera=self.camera)
-    # OpenCV decodes to BGR: NYU keeps the high byte in G, the low one in B.
-    depth = (image[..., 1].astype(np.uint16) << 8) | image[..., 0]
+    depth = read_depth_png(path, frame_id, self.camera)
     return frame_lib.Frame(
-        frame_id=frame_id, depth_mm=depth.astype(np.float32),
+        frame_id=frame_id, depth_mm=depth,
         joints_uvd=self._joints_uvd[index].copy(),
         joints_xyz=self._joints_xyz[index].copy(), camera=self.camera)
 
@@ -125,3 +122,12 @@ def _load_joint_data(path):
         f"{joints['joint_xyz'].shape} differ in frame count, expected "
         f"{expected}", path=path, frame="all")
   return joints
+
+
+def read_depth_png(path, frame_id, camera=geometry.NYU_CAMERA):
+  """Depth in mm, (H, W) float32, from one of NYU's RGB-packed PNGs."""
+  image = frame_lib.read_png(path, frame_id, dtype=np.uint8, channels=3,
+                             camera=camera)
+  # OpenCV decodes to BGR: NYU keeps the high byte in G, the low one in B.
+  return ((image[..., 1].astype(np.uint16) << 8) |
+          image[..., 0]).astype(np.float32)
