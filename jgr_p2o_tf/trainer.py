@@ -33,11 +33,11 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from jgr_p2o_tf import augment
-from jgr_p2o_tf import geometry
 from jgr_p2o_tf import input_pipeline
 from jgr_p2o_tf import losses
 from jgr_p2o_tf import metrics
 from jgr_p2o_tf import model as model_lib
+from jgr_p2o_tf import skeletons
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
 MIXED_PRECISION = ("none", "float16", "bfloat16")
@@ -148,13 +148,6 @@ def save_model_atomically(model, path):
   os.replace(tmp, path)
 
 
-def predict_xyz(outputs_uvz, batch):
-  """Final-stack normalized UVZ → full-frame xyz mm for a batch (geometry)."""
-  return geometry.normalized_to_xyz(
-      outputs_uvz, batch["affine"], batch["centre_xyz"][:, 2], batch["cube"],
-      batch["camera"][:, None, :], crop_size=batch["depth"].shape[1])
-
-
 class Trainer:
   """Owns the model, optimizer, checkpoint and compiled steps of one run."""
 
@@ -207,8 +200,6 @@ class Trainer:
         self.checkpoint, checkpoint_dir, max_to_keep=config.max_checkpoints)
     self._train_step = tf.function(self._replica_train_step,
                                    jit_compile=config.jit_compile)
-    self._predict_step = tf.function(self._replica_predict_step,
-                                     jit_compile=config.jit_compile)
 
   def _count_frames(self, manifest):
     excluded = set(self.exclude_subjects or ())
@@ -267,10 +258,6 @@ class Trainer:
              for part in parts]
     return loss, parts
 
-  def _replica_predict_step(self, depth):
-    outputs = self.model(depth, training=False)
-    return outputs[-1]["joints_uvz"]
-
   def train_step(self, batch):
     seed = tf.stack([tf.constant(self.config.seed, tf.int64), self.step])
     # Only what the step reads: XLA takes no string tensors such as frame_id.
@@ -280,21 +267,14 @@ class Trainer:
     self.step.assign_add(1)
     return reduce(loss), tf.nest.map_structure(reduce, parts)
 
-  def predict_uvz(self, depth):
-    """Final-stack normalized UVZ for a (B, S, S, 1) batch, on one replica."""
-    return self._predict_step(depth)
-
   def validate(self, data_dir, subjects=None):
-    """Mean 3D error in mm and per-frame errors (J,) on a prepared split."""
-    dataset = input_pipeline.make_dataset(
-        data_dir, batch_size=self.config.batch_size, training=False,
+    """Mean 3D error in mm and the (N, J) errors on a prepared split."""
+    from jgr_p2o_tf import evaluation  # pylint: disable=g-import-not-at-top
+    predictions = evaluation.predict_records(
+        self.model, data_dir, batch_size=self.config.batch_size,
         subjects=subjects)
-    errors = []
-    for batch in dataset:
-      xyz = predict_xyz(self.predict_uvz(batch["depth"]), batch)
-      errors.append(metrics.joint_errors(np.asarray(xyz),
-                                         batch["joints_xyz"].numpy()))
-    errors = np.concatenate(errors)
+    errors = metrics.joint_errors(predictions["pred_xyz"],
+                                  predictions["gt_xyz"])
     return float(errors.mean()), errors
 
   def restore(self):
@@ -416,24 +396,17 @@ def _log_validation(writer, step, error, trainer, data_dir, subjects):
       data_dir, batch_size=1, training=False, subjects=subjects)))
   outputs = trainer.model(batch["depth"], training=False)[-1]
   depth = batch["depth"][0, ..., 0].numpy()
-  skeleton = trainer.model.skeleton if hasattr(trainer.model, "skeleton") else (
-      trainer.config.skeleton)
+  # Trainer resolved config.skeleton from the manifest: a known layout.
+  skeleton = skeletons.get_skeleton(trainer.config.skeleton)
   joints = visualize.figure_to_array(visualize.plot_crop_with_joints(
       depth, np.asarray(outputs["joints_uvz"][0]), skeleton,
       gt_uvz=batch["joints_uvz"][0].numpy()))
   voting = visualize.figure_to_array(visualize.plot_voting_maps(
       depth, np.asarray(outputs["voting_maps"][0]),
-      _joint_names(skeleton, trainer.num_joints)))
+      skeleton.joint_names))
   with writer.as_default(step=step):
     tf.summary.scalar("mean_error_mm", error)
     tf.summary.image("crop_with_joints", joints[None])
     tf.summary.image("voting_maps", voting[None])
   writer.flush()
 
-
-def _joint_names(skeleton, num_joints):
-  from jgr_p2o_tf import skeletons  # pylint: disable=g-import-not-at-top
-  try:
-    return skeletons.get_skeleton(skeleton).joint_names
-  except ValueError:
-    return tuple(f"joint {k}" for k in range(num_joints))
