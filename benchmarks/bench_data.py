@@ -18,11 +18,11 @@ import numpy as np
 import tensorflow as tf
 
 from data_prep import prepare
+from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf import input_pipeline
 from jgr_p2o_tf import tfrecords
 from jgr_p2o_tf.datasets import centres
-from jgr_p2o_tf.datasets import get_reader
 
 
 def _write_frames(root, num_frames):
@@ -49,8 +49,8 @@ def _crops_per_second(dataset, data_dir, split, out_dir, workers, shards):
 
 def _stage_milliseconds(dataset, data_dir, split, num_frames):
   """Median ms per frame of each step of one crop, in this process."""
-  reader = get_reader(dataset, data_dir, split)
-  cube = geometry.cube_vector(geometry.CUBE_MM[dataset])
+  reader = dataset_profiles.get_reader(dataset, data_dir, split)
+  cube = geometry.cube_vector(dataset_profiles.get_profile(dataset).cube_mm)
   times = {"read": [], "centre": [], "crop": [], "serialize": []}
   for index in range(min(num_frames, len(reader))):
     start = time.perf_counter()

@@ -15,7 +15,7 @@ import resource
 import tempfile
 import time
 
-from jgr_p2o_tf import geometry
+from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import synthetic
 
 
@@ -23,9 +23,10 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--frames", type=int, default=2000)
   parser.add_argument("--workers", type=int, default=2)
-  parser.add_argument("--camera", choices=("icvl", "nyu"), default="icvl")
+  parser.add_argument("--camera", choices=synthetic.writer.CAMERAS,
+                      default="icvl")
   args = parser.parse_args()
-  camera = geometry.get_camera(args.camera)
+  camera = dataset_profiles.get_profile(args.camera).camera
   print(f"{args.camera} camera, {camera.width}×{camera.height}, "
         f"{args.frames} frames")
 

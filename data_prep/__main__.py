@@ -14,10 +14,11 @@ from absl import flags
 
 from data_prep import prepare
 from jgr_p2o_tf import cli
-from jgr_p2o_tf.datasets import DATASETS
+from jgr_p2o_tf import dataset_profiles
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("dataset", None, DATASETS, "Which raw dataset.")
+flags.DEFINE_enum("dataset", None, dataset_profiles.NAMES,
+                  "Which raw dataset.")
 flags.DEFINE_string("data_dir", None, "The raw dataset's root folder.")
 flags.DEFINE_string("split", None,
                     "train or test (NYU, ICVL), all (MSRA), or the synthetic "

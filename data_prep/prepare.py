@@ -29,11 +29,11 @@ import numpy as np
 import tensorflow as tf
 import tqdm
 
+from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf import input_pipeline
 from jgr_p2o_tf import tfrecords
 from jgr_p2o_tf.datasets import centres as centres_lib
-from jgr_p2o_tf.datasets import get_reader
 from jgr_p2o_tf.datasets.frame import DatasetError
 
 # Frames per shard when the shard count is not given: ~37 MB files, enough
@@ -97,7 +97,7 @@ def prepare(dataset, data_dir, split, out_dir, *, centres="computed",
   """Writes the crops of one split as TFRecord shards plus manifest.json.
 
   Args:
-    dataset: one of ``jgr_p2o_tf.datasets.DATASETS``.
+    dataset: one of ``dataset_profiles.NAMES``.
     data_dir: the raw dataset's root folder.
     split: the reader's split ("train", "test", "all" for MSRA, ...).
     out_dir: where shards and manifest go; holds one split.
@@ -106,7 +106,7 @@ def prepare(dataset, data_dir, split, out_dir, *, centres="computed",
       file with one line per frame in reader order.
     v2v_centres: the centre file is one of V2V-PoseNet's, in the dataset's
       own axes (``centres.load_centre_file``).
-    cube_mm: scalar or (3,) cube edges; default ``geometry.CUBE_MM[dataset]``.
+    cube_mm: scalar or (3,) cube edges; default the dataset profile's.
     crop_size: S.
     num_shards: shards of the split, or of each subject for MSRA; default
       one per ``FRAMES_PER_SHARD`` frames.
@@ -125,13 +125,15 @@ def prepare(dataset, data_dir, split, out_dir, *, centres="computed",
       other settings.
   """
   reader_kwargs = dict(reader_kwargs or {})
-  reader = get_reader(dataset, data_dir, split, **reader_kwargs)
+  reader = dataset_profiles.get_reader(dataset, data_dir, split,
+                                       **reader_kwargs)
   if not len(reader):
     raise ValueError(f"{dataset} {split} in {data_dir} has no frames")
   if workers < 1:
     raise ValueError(f"workers must be at least 1, got {workers}")
   cube = geometry.cube_vector(
-      geometry.CUBE_MM[dataset] if cube_mm is None else cube_mm)
+      dataset_profiles.get_profile(dataset).cube_mm if cube_mm is None
+      else cube_mm)
   centre_file = file_centres = None
   if centres not in ("computed", "ground_truth"):
     centre_file = os.path.abspath(centres)

@@ -47,6 +47,7 @@ import time
 import keras
 import numpy as np
 
+from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf import losses
 from jgr_p2o_tf import model as model_lib
@@ -60,7 +61,8 @@ TENSORFLOW_PARTS = ("saved_model", "input")
 BACKENDS = ("tensorflow", "jax")
 MIXED_PRECISION = ("none", "bfloat16", "float16")
 # The paper's headline model: NYU's 14 joints, 1.4M parameters.
-SKELETON = "nyu"
+DATASET = dataset_profiles.NYU
+SKELETON = DATASET.skeleton
 CROP_SIZE = geometry.CROP_SIZE
 TRAIN_BATCH_SIZE = 32
 LEARNING_RATE = 1e-4
@@ -430,7 +432,7 @@ def random_joints_uvz(batch_size, num_joints, seed=0):
   return joints.astype(np.float32)
 
 
-def full_frames(batch_size, camera=geometry.NYU_CAMERA, hand_z_mm=500.0):
+def full_frames(batch_size, camera=DATASET.camera, hand_z_mm=500.0):
   """Frames with a hand-sized blob at the principal point, and its centre.
 
   Returns:
@@ -526,8 +528,8 @@ def benchmark_saved_model(model, settings, log):
     log("saved_model: exporting")
     export_dir = os.path.join(root, "saved_model")
     exporter.export_saved_model(model, export_dir, skeleton=SKELETON,
-                                cube_mm=geometry.CUBE_MM[SKELETON],
-                                dataset=SKELETON)
+                                cube_mm=DATASET.cube_mm,
+                                dataset=DATASET.name)
     loaded = tf.saved_model.load(export_dir)
     crop = loaded.signatures[exporter.SIGNATURE_CROP]
     full_frame = loaded.signatures[exporter.SIGNATURE_FULL_FRAME]
@@ -541,7 +543,7 @@ def benchmark_saved_model(model, settings, log):
       return lambda: _finished(full_frame(
           depth=depth, centre_xyz=centre, intrinsics=intrinsics)["joints_xyz"])
 
-    camera = geometry.CAMERAS[SKELETON]
+    camera = DATASET.camera
     return (
         _inference_rows("saved_model", f"'{exporter.SIGNATURE_CROP}' "
                         f"signature, {CROP_SIZE}×{CROP_SIZE} crop",
@@ -567,7 +569,8 @@ def prepare_synthetic_records(root, num_frames):
   raw = os.path.join(root, "raw")
   records = os.path.join(root, "records")
   writer.generate(os.path.join(raw, "train"), num_frames, seed=0,
-                  layout=SKELETON, camera=SKELETON, workers=1, progress=False)
+                  layout=SKELETON, camera=DATASET.name, workers=1,
+                  progress=False)
   prepare.prepare("synthetic", raw, "train", records, centres="ground_truth",
                   workers=1, progress=False)
   return records

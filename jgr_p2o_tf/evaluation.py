@@ -23,6 +23,7 @@ import os
 
 import numpy as np
 
+from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf import metrics
 from jgr_p2o_tf import skeletons
@@ -122,7 +123,7 @@ def evaluate_prediction_files(dataset, labels_path, prediction_paths,
 
   Args:
     dataset: "nyu", "icvl", "msra" or "synthetic": the joint layout and the
-      evaluation intrinsics (``metrics.EVAL_CAMERAS``).
+      evaluation intrinsics (``metrics.evaluation_camera``).
     labels_path: ground truth in the community text format.
     prediction_paths: prediction files in the same format and frame order.
     names: one name per file; by default the files' base names.
@@ -137,7 +138,8 @@ def evaluate_prediction_files(dataset, labels_path, prediction_paths,
     OSError: a file that cannot be read.
   """
   camera = metrics.evaluation_camera(dataset)
-  num_joints = skeletons.get_skeleton(dataset).num_joints
+  skeleton = dataset_profiles.get_profile(dataset).skeleton
+  num_joints = skeletons.get_skeleton(skeleton).num_joints
   names = ([default_name(p) for p in prediction_paths] if names is None
            else list(names))
   if len(names) != len(prediction_paths):
@@ -152,9 +154,11 @@ def evaluate_prediction_files(dataset, labels_path, prediction_paths,
           f"{path}: {len(pred_uvd)} frames, but the labels {labels_path} "
           f"have {len(gt_uvd)}")
     pred_xyz.append(geometry.uvd_to_xyz(pred_uvd, camera))
-  return evaluate_arrays(
-      pred_xyz, geometry.uvd_to_xyz(gt_uvd, camera), names, dataset,
+  report = evaluate_arrays(
+      pred_xyz, geometry.uvd_to_xyz(gt_uvd, camera), names, skeleton,
       paths=list(prediction_paths), labels_path=labels_path, camera=camera)
+  report["dataset"] = dataset
+  return report
 
 
 def _success_at(method, threshold_mm):
@@ -262,19 +266,18 @@ def predict_records(model, data_dir, *, batch_size=64, subjects=None):
 def evaluate_predictions(predictions, dataset, skeleton, name):
   """The report of ``predict_records`` output, measured like the file mode.
 
-  For NYU, ICVL and MSRA both predicted and true uvd go through the dataset's
-  evaluation intrinsics (``metrics.EVAL_CAMERAS``), exactly as when the
-  written prediction file is evaluated in file mode; other data use the
-  records' own cameras.
+  For datasets with an evaluation toolkit (NYU, ICVL, MSRA) both predicted
+  and true uvd go through its intrinsics (the profile's
+  ``evaluation_camera``), exactly as when the written prediction file is
+  evaluated in file mode; other data use the records' own cameras.
   """
-  if dataset in ("nyu", "icvl", "msra"):
-    camera = metrics.evaluation_camera(dataset)
+  camera = dataset_profiles.get_profile(dataset).evaluation_camera
+  if camera is not None:
     pred_xyz = geometry.uvd_to_xyz(predictions["pred_uvd"], camera)
     gt_xyz = geometry.uvd_to_xyz(predictions["gt_uvd"].astype(np.float64),
                                  camera)
   else:
-    camera, pred_xyz, gt_xyz = None, predictions["pred_xyz"], predictions[
-        "gt_xyz"]
+    pred_xyz, gt_xyz = predictions["pred_xyz"], predictions["gt_xyz"]
   report = evaluate_arrays([pred_xyz], gt_xyz, [name], skeleton, camera=camera)
   report["dataset"] = dataset
   return report

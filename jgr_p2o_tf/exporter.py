@@ -43,6 +43,7 @@ import shutil
 
 import numpy as np
 
+from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf import skeletons
 
@@ -339,8 +340,8 @@ def export_saved_model(keras_model, export_dir, *, skeleton, cube_mm,
     raise ValueError(f"crop_size {crop_size} differs from the model's input "
                      f"size {model_size}")
   export_dir = _check_export_dir(export_dir, overwrite)
-  if camera is None and dataset is not None:
-    camera = geometry.CAMERAS.get(dataset)
+  if camera is None and dataset in dataset_profiles.PROFILES:
+    camera = dataset_profiles.PROFILES[dataset].camera
   # The folded copy is a new Functional of the global policy: the source
   # model's policy is the one its layers compute in.
   policy = keras_model.dtype_policy.name

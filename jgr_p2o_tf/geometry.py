@@ -23,7 +23,11 @@ CROP_SIZE = 96
 
 @dataclasses.dataclass(frozen=True)
 class Camera:
-  """Pinhole intrinsics in pixels and the image size."""
+  """Pinhole intrinsics in pixels and the image size.
+
+  Each dataset's camera is defined by its reader (``datasets/``) and found
+  by the dataset's name in ``dataset_profiles``.
+  """
   fx: float
   fy: float
   cx: float
@@ -35,34 +39,6 @@ class Camera:
   def intrinsics(self):
     """(4,) float32 array (fx, fy, cx, cy), the form the graph functions take."""
     return np.array([self.fx, self.fy, self.cx, self.cy], np.float32)
-
-
-# NYU's joint_xyz has y pointing up, so its fy is negative (as in the
-# community evaluation toolkit); |fy| = 587.07.
-NYU_CAMERA = Camera(588.03, -587.07, 320.0, 240.0, 640, 480)
-ICVL_CAMERA = Camera(241.42, 241.42, 160.0, 120.0, 320, 240)
-# The intrinsics the ICVL evaluation toolkits use to turn uvd into xyz.
-ICVL_EVAL_CAMERA = Camera(240.99, 240.96, 160.0, 120.0, 320, 240)
-MSRA_CAMERA = Camera(241.42, 241.42, 160.0, 120.0, 320, 240)
-
-CAMERAS = {
-    "nyu": NYU_CAMERA,
-    "icvl": ICVL_CAMERA,
-    "icvl_eval": ICVL_EVAL_CAMERA,
-    "msra": MSRA_CAMERA,
-    "synthetic": ICVL_CAMERA,
-}
-
-# Edge of the 3D cube cropped around the hand centre, per dataset (mm).
-CUBE_MM = {"nyu": 300.0, "icvl": 250.0, "msra": 200.0, "synthetic": 250.0}
-
-
-def get_camera(name):
-  try:
-    return CAMERAS[name]
-  except KeyError:
-    raise ValueError(f"Unknown camera {name!r}; expected one of "
-                     f"{sorted(CAMERAS)}.") from None
 
 
 def cube_vector(cube_mm):

@@ -19,11 +19,12 @@ import os
 from absl import flags
 
 from jgr_p2o_tf import cli
+from jgr_p2o_tf import dataset_profiles
 
 _SAVED_MODEL = flags.DEFINE_string(
     "saved_model", None, "A SavedModel written by python -m jgr_p2o_tf.export.")
 _DATASET = flags.DEFINE_enum(
-    "dataset", None, ["icvl", "nyu", "msra", "synthetic"],
+    "dataset", None, dataset_profiles.NAMES,
     "Camera and image format of the images; default: the SavedModel's camera.")
 _CAMERA = flags.DEFINE_list(
     "camera", None, "fx,fy,cx,cy[,width,height] of the depth camera, "

@@ -6,9 +6,10 @@ with the dataset readers' functions; ``predict_files`` and
 ``write_predictions`` are what ``python -m jgr_p2o_tf.infer`` does.
 
 Depth image formats (by extension and dataset):
-  * ``.png``: 16-bit single-channel depth in mm (ICVL, the synthetic data,
-    most depth cameras' tools);
-  * ``.png`` with dataset "nyu": NYU's 8-bit RGB PNG, depth = (G << 8) | B;
+  * ``.png``: the dataset's depth PNG (its profile's ``read_depth_png``):
+    16-bit single-channel depth in mm (ICVL, the synthetic data, most depth
+    cameras' tools, and without a dataset), or for "nyu" NYU's 8-bit RGB
+    PNG, depth = (G << 8) | B;
   * ``.bin``: MSRA 2015's binary files (header and float32 depth of a box).
 """
 
@@ -18,13 +19,13 @@ import os
 
 import numpy as np
 
+from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import exporter
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf import skeletons
 from jgr_p2o_tf.datasets import centres
 from jgr_p2o_tf.datasets import frame as frame_lib
 from jgr_p2o_tf.datasets import msra
-from jgr_p2o_tf.datasets import nyu
 
 PREDICTIONS_FILE = "predictions.json"
 
@@ -108,7 +109,8 @@ def read_depth(path, camera, dataset=None):
   Args:
     path: a .png or .bin file.
     camera: the Camera that took it; the image must have its size.
-    dataset: "nyu" reads PNGs in NYU's RGB packing.
+    dataset: a dataset name, whose profile reads its PNGs ("nyu": NYU's RGB
+      packing); None reads 16-bit PNGs.
 
   Raises:
     DatasetError: naming the file: missing, unreadable, or not of the
@@ -122,10 +124,9 @@ def read_depth(path, camera, dataset=None):
     raise frame_lib.DatasetError(
         "unknown depth image format, expected .png (16-bit, or NYU's RGB with "
         "--dataset=nyu) or .bin (MSRA)", path=path)
-  if dataset == "nyu":
-    return nyu.read_depth_png(path, None, camera)
-  return frame_lib.read_png(path, None, dtype=np.uint16, channels=1,
-                            camera=camera).astype(np.float32)
+  read_png = (dataset_profiles.get_profile(dataset).read_depth_png if dataset
+              else frame_lib.read_uint16_depth_png)
+  return read_png(path, None, camera)
 
 
 def resolve_camera(predictor, dataset=None, intrinsics=None):
@@ -133,7 +134,7 @@ def resolve_camera(predictor, dataset=None, intrinsics=None):
 
   Args:
     predictor: a Predictor, whose stored camera is the default.
-    dataset: a dataset name: its camera (``geometry.CAMERAS``).
+    dataset: a dataset name: its camera (``dataset_profiles``).
     intrinsics: optional fx, fy, cx, cy[, width, height] overriding the
       intrinsics; without width and height the image size is the default
       camera's.
@@ -141,7 +142,8 @@ def resolve_camera(predictor, dataset=None, intrinsics=None):
   Raises:
     ValueError: no camera known, or intrinsics of the wrong length.
   """
-  base = geometry.get_camera(dataset) if dataset else predictor.camera
+  base = (dataset_profiles.get_profile(dataset).camera if dataset
+          else predictor.camera)
   if intrinsics is None:
     if base is None:
       raise ValueError("the SavedModel stores no camera: pass --dataset or "

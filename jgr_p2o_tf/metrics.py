@@ -11,26 +11,17 @@ Text format (the one of the community evaluation toolkit): one test frame per
 line in the order of the test list, J joints × ``u v d`` separated by spaces,
 u and v full-frame pixels, d depth in mm. Predictions and ground truth are
 compared in xyz mm after ``geometry.uvd_to_xyz`` with the dataset's
-evaluation intrinsics (``EVAL_CAMERAS``).
+evaluation intrinsics (``evaluation_camera``).
 """
 
 import os
 
 import numpy as np
 
-from jgr_p2o_tf import geometry
+from jgr_p2o_tf import dataset_profiles
 
 # Thresholds of the success-frame curves, 0 to 80 mm in 1 mm steps.
 DEFAULT_THRESHOLDS_MM = np.arange(0.0, 81.0, 1.0)
-
-# The intrinsics the evaluation toolkit uses to turn each dataset's uvd files
-# into xyz. ICVL's differ from the camera its crops are made with.
-EVAL_CAMERAS = {
-    "nyu": geometry.NYU_CAMERA,
-    "icvl": geometry.ICVL_EVAL_CAMERA,
-    "msra": geometry.MSRA_CAMERA,
-    "synthetic": geometry.get_camera("synthetic"),
-}
 
 
 class PredictionFileError(ValueError):
@@ -38,12 +29,13 @@ class PredictionFileError(ValueError):
 
 
 def evaluation_camera(dataset):
-  """The Camera whose intrinsics convert ``dataset``'s uvd files to xyz."""
-  try:
-    return EVAL_CAMERAS[dataset]
-  except KeyError:
-    raise ValueError(f"Unknown dataset {dataset!r}; expected one of "
-                     f"{sorted(EVAL_CAMERAS)}.") from None
+  """The Camera whose intrinsics convert ``dataset``'s uvd files to xyz.
+
+  The evaluation toolkit's intrinsics (ICVL's differ from the camera its
+  crops are made with), or the dataset's camera where it has no toolkit.
+  """
+  profile = dataset_profiles.get_profile(dataset)
+  return profile.evaluation_camera or profile.camera
 
 
 def joint_errors(pred_xyz, gt_xyz):

@@ -15,18 +15,18 @@ import os
 from absl import flags
 
 from jgr_p2o_tf import cli
+from jgr_p2o_tf import dataset_profiles
 
-EPOCHS = {"icvl": 8, "nyu": 58, "msra": 58, "synthetic": 10}
-
-_DATASET = flags.DEFINE_enum("dataset", None, sorted(EPOCHS),
+_DATASET = flags.DEFINE_enum("dataset", None, dataset_profiles.NAMES,
                              "Dataset the records were prepared from.")
 _DATA_DIR = flags.DEFINE_string(
     "data_dir", None, "Prepared records: train/ and test/ (MSRA: all/).")
 _MODEL_DIR = flags.DEFINE_string("model_dir", None,
                                  "Checkpoints, logs and saved models.")
 _EPOCHS = flags.DEFINE_integer(
-    "epochs", None, "Epochs; default 8 for ICVL, 58 for NYU and MSRA "
-    "(the paper), 10 for synthetic.")
+    "epochs", None, "Epochs; default the dataset's: " + ", ".join(
+        f"{p.epochs} for {p.name}" for p in dataset_profiles.PROFILES.values())
+    + ".")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Global batch size.")
 _LEARNING_RATE = flags.DEFINE_float("learning_rate", 1e-4, "Initial rate.")
 _LEARNING_RATE_DECAY = flags.DEFINE_float(
@@ -81,10 +81,13 @@ def config_from_flags():
   data_dir = _DATA_DIR.value
   if not os.path.isdir(data_dir):
     raise ValueError(f"--data_dir={data_dir}: no such directory")
-  if _DATASET.value == "msra":
+  profile = dataset_profiles.get_profile(_DATASET.value)
+  if profile.subjects:
     if not _TEST_SUBJECT.value:
-      raise ValueError("--dataset=msra needs --test_subject (P0..P8) for "
-                       "leave-one-subject-out")
+      raise ValueError(
+          f"--dataset={profile.name} needs --test_subject "
+          f"({profile.subjects[0]}..{profile.subjects[-1]}) for "
+          "leave-one-subject-out")
     train_dir = os.path.join(data_dir, "all")
     validation_dir = ""
   else:
@@ -97,7 +100,7 @@ def config_from_flags():
   values = {
       "train_dir": train_dir, "validation_dir": validation_dir,
       "model_dir": _MODEL_DIR.value,
-      "epochs": _EPOCHS.value or EPOCHS[_DATASET.value]}
+      "epochs": _EPOCHS.value or profile.epochs}
   for field in dataclasses.fields(trainer.TrainConfig):
     flag = flags.FLAGS[field.name] if field.name in flags.FLAGS else None
     if field.name not in values and flag is not None:

@@ -26,6 +26,7 @@ from matplotlib import figure as mpl_figure
 from matplotlib.backends import backend_agg
 import numpy as np
 
+from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf import metrics
 from jgr_p2o_tf import skeletons
@@ -321,8 +322,8 @@ def plot_skeleton_3d(joints_xyz, skeleton, gt_xyz=None, y_up=None, ax=None,
   """
   skeleton = skeletons.get_skeleton(skeleton)
   if y_up is None:
-    camera = geometry.CAMERAS.get(skeleton.name)
-    y_up = camera is not None and camera.fy < 0
+    y_up = any(p.camera.fy < 0 for p in
+               dataset_profiles.profiles_with_skeleton(skeleton.name))
   fig, ax = _figure_and_axes(ax, (5, 5), projection="3d")
   points = [np.asarray(joints_xyz, np.float64)]
   if gt_xyz is not None:

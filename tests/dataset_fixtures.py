@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import scipy.io
 
+from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf import skeletons
 from jgr_p2o_tf.datasets import frame as frame_lib
@@ -64,7 +65,7 @@ def render_hand(joints_uvd, camera, *, wall_mm=None,
 def write_nyu(root, num_frames, split="train", seed=0):
   """Writes ``{root}/{split}/joint_data.mat`` and depth_1_*.png (and 2, 3)."""
   rng = np.random.default_rng(seed)
-  camera = geometry.NYU_CAMERA
+  camera = dataset_profiles.NYU.camera
   split_dir = os.path.join(root, split)
   os.makedirs(split_dir, exist_ok=True)
   # Different joints per Kinect, so reading the wrong one shows.
@@ -128,7 +129,7 @@ def write_icvl(root, num_frames, split="train", seed=0):
   """Writes ICVL's real layout: Training/labels.txt + Training/Depth/, or
   Testing/test_seq_{1,2}.txt + Testing/Depth/ (frames split between them)."""
   rng = np.random.default_rng(seed)
-  camera = geometry.ICVL_CAMERA
+  camera = dataset_profiles.ICVL.camera
   if split == "train":
     names = [f"201403121135/image_{i:04d}.png" for i in range(num_frames)]
     return _write_label_frames(
@@ -182,7 +183,7 @@ def write_msra(root, subjects=("P0", "P1"), frames_per_gesture=1, seed=0):
   """Writes {root}/P?/{gesture}/joint.txt and NNNNNN_depth.bin for all 17
   gestures of each subject; joint.txt in MSRA's axes (y up, z negative)."""
   rng = np.random.default_rng(seed)
-  camera = geometry.MSRA_CAMERA
+  camera = dataset_profiles.MSRA.camera
   frames = []
   for subject in subjects:
     for gesture in msra.GESTURES:

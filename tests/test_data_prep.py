@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from data_prep import prepare
+from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf import input_pipeline
 from jgr_p2o_tf.datasets import centres as centres_lib
@@ -68,7 +69,7 @@ def test_icvl_round_trip(tmp_path):
   assert manifest["skeleton"] == "icvl" and manifest["num_joints"] == 16
   assert manifest["crop_size"] == 96
   assert manifest["cube_mm"] == [250.0] * 3
-  assert manifest["camera"]["fx"] == geometry.ICVL_CAMERA.fx
+  assert manifest["camera"]["fx"] == dataset_profiles.ICVL.camera.fx
   assert sorted(os.listdir(tmp_path / "out")) == [
       "manifest.json", "train-00000-of-00002.tfrecord",
       "train-00001-of-00002.tfrecord"]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import scipy.io
 
+from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf import skeletons
 from jgr_p2o_tf import datasets
@@ -47,9 +48,9 @@ def assert_names(error, path, frame):
 
 
 def test_get_reader_names():
-  assert datasets.DATASETS == ("nyu", "icvl", "msra", "synthetic")
+  assert dataset_profiles.NAMES == ("nyu", "icvl", "msra", "synthetic")
   with pytest.raises(ValueError, match="Unknown dataset"):
-    datasets.get_reader("hands2017", "/nonexistent", "train")
+    dataset_profiles.get_reader("hands2017", "/nonexistent", "train")
 
 
 # NYU
@@ -57,9 +58,9 @@ def test_get_reader_names():
 
 def test_nyu_reads_back(tmp_path):
   expected = dataset_fixtures.write_nyu(tmp_path, 3, split="test")
-  reader = datasets.get_reader("nyu", tmp_path, "test")
+  reader = dataset_profiles.get_reader("nyu", tmp_path, "test")
   assert reader.skeleton is skeletons.NYU
-  assert reader.camera == geometry.NYU_CAMERA
+  assert reader.camera == dataset_profiles.NYU.camera
   assert reader.subject(0) is None
   assert reader.frame_ids[0] == "test/depth_1_0000001.png"
   # The packing puts the high byte in G: the wall at 1400 mm needs it.
@@ -71,7 +72,7 @@ def test_nyu_reads_back(tmp_path):
 def test_nyu_selects_eval_joints_of_first_kinect(tmp_path):
   dataset_fixtures.write_nyu(tmp_path, 2)
   mat = scipy.io.loadmat(tmp_path / "train" / "joint_data.mat")
-  frame = datasets.get_reader("nyu", tmp_path, "train").read(1)
+  frame = dataset_profiles.get_reader("nyu", tmp_path, "train").read(1)
   eval_joints = list(skeletons.NYU_EVAL_JOINTS)
   np.testing.assert_array_equal(
       frame.joints_xyz, mat["joint_xyz"][0, 1, eval_joints].astype(np.float32))
@@ -87,7 +88,7 @@ def test_nyu_rejects_xyz_in_another_axis_convention(tmp_path):
   mat = scipy.io.loadmat(path)
   mat["joint_xyz"][..., 1] *= -1
   scipy.io.savemat(path, {k: mat[k] for k in ("joint_uvd", "joint_xyz")})
-  error = error_of(datasets.get_reader, "nyu", tmp_path, "train")
+  error = error_of(dataset_profiles.get_reader, "nyu", tmp_path, "train")
   assert_names(error, path, "all")
   assert "NYU's camera" in str(error)
 
@@ -114,7 +115,7 @@ def test_nyu_bad_mat(tmp_path, contents, expected):
     path.write_text("joint_uvd = 1\n" * 40)
   else:
     path.unlink()
-  error = error_of(datasets.get_reader, "nyu", tmp_path, "train")
+  error = error_of(dataset_profiles.get_reader, "nyu", tmp_path, "train")
   assert_names(error, path, "all")
   assert expected in str(error)
 
@@ -146,7 +147,7 @@ def _damage_png(path, how):
 ])
 def test_nyu_bad_png(tmp_path, how, expected):
   dataset_fixtures.write_nyu(tmp_path, 2)
-  reader = datasets.get_reader("nyu", tmp_path, "train")
+  reader = dataset_profiles.get_reader("nyu", tmp_path, "train")
   path = tmp_path / "train" / "depth_1_0000002.png"
   _damage_png(path, how)
   error = error_of(reader.read, 1)
@@ -161,13 +162,13 @@ def test_nyu_bad_png(tmp_path, how, expected):
 def test_icvl_reads_back_train_and_test(tmp_path):
   train = dataset_fixtures.write_icvl(tmp_path, 2, split="train")
   test = dataset_fixtures.write_icvl(tmp_path, 3, split="test")
-  reader = datasets.get_reader("icvl", tmp_path, "train")
+  reader = dataset_profiles.get_reader("icvl", tmp_path, "train")
   assert reader.skeleton is skeletons.ICVL
-  assert reader.camera == geometry.ICVL_CAMERA
+  assert reader.camera == dataset_profiles.ICVL.camera
   assert train[0].depth_mm.max() > 255
   assert_reads_back(reader, train)
   # Both test sequences, in order.
-  reader = datasets.get_reader("icvl", tmp_path, "test")
+  reader = dataset_profiles.get_reader("icvl", tmp_path, "test")
   assert reader.frame_ids == ["test_seq_1/image_0000.png",
                               "test_seq_1/image_0001.png",
                               "test_seq_2/image_0000.png"]
@@ -177,7 +178,7 @@ def test_icvl_reads_back_train_and_test(tmp_path):
 
 def test_icvl_explicit_label_file(tmp_path):
   test = dataset_fixtures.write_icvl(tmp_path, 3, split="test")
-  reader = datasets.get_reader(
+  reader = dataset_profiles.get_reader(
       "icvl", tmp_path, "test", labels=tmp_path / "Testing" / "test_seq_2.txt")
   assert_reads_back(reader, test[2:])
 
@@ -189,7 +190,7 @@ def test_icvl_bad_label_lines(tmp_path):
   lines[1] = " ".join(lines[1].split()[:-1])  # 47 values
   lines[2] = lines[2].replace(lines[2].split()[5], "abc", 1)
   path.write_text("\n".join(lines) + "\n")
-  reader = datasets.get_reader("icvl", tmp_path, "train")
+  reader = dataset_profiles.get_reader("icvl", tmp_path, "train")
   assert len(reader) == 4
   error = error_of(reader.read, 1)
   assert_names(error, path, "201403121135/image_0001.png")
@@ -202,7 +203,7 @@ def test_icvl_bad_label_lines(tmp_path):
 
 
 def test_icvl_missing_label_file(tmp_path):
-  error = error_of(datasets.get_reader, "icvl", tmp_path, "test")
+  error = error_of(dataset_profiles.get_reader, "icvl", tmp_path, "test")
   assert_names(error, tmp_path / "Testing" / "test_seq_1.txt", "all")
 
 
@@ -216,7 +217,7 @@ def test_icvl_missing_label_file(tmp_path):
 ])
 def test_icvl_bad_png(tmp_path, how, expected):
   dataset_fixtures.write_icvl(tmp_path, 2)
-  reader = datasets.get_reader("icvl", tmp_path, "train")
+  reader = dataset_profiles.get_reader("icvl", tmp_path, "train")
   frame_id = "201403121135/image_0001.png"
   path = tmp_path / "Training" / "Depth" / frame_id
   _damage_png(path, how)
@@ -237,7 +238,7 @@ def test_icvl_bad_png(tmp_path, how, expected):
 def test_synthetic_reads_back(tmp_path, num_joints, layout, skeleton):
   expected = dataset_fixtures.write_synthetic(
       tmp_path, 2, split="test", num_joints=num_joints, layout=layout)
-  reader = datasets.get_reader("synthetic", tmp_path, "test")
+  reader = dataset_profiles.get_reader("synthetic", tmp_path, "test")
   assert reader.skeleton is skeleton
   assert reader.camera == dataset_fixtures.SYNTHETIC_CAMERA
   assert_reads_back(reader, expected)
@@ -247,14 +248,14 @@ def test_synthetic_bad_camera_json(tmp_path):
   dataset_fixtures.write_synthetic(tmp_path, 1)
   path = tmp_path / "train" / "camera.json"
   path.write_text(json.dumps({"fx": 200.0, "fy": 200.0, "cx": 80.0}))
-  error = error_of(datasets.get_reader, "synthetic", tmp_path, "train")
+  error = error_of(dataset_profiles.get_reader, "synthetic", tmp_path, "train")
   assert_names(error, path, "all")
   assert "width, height missing" in str(error)
 
 
 def test_synthetic_layout_disagreeing_with_lines(tmp_path):
   dataset_fixtures.write_synthetic(tmp_path, 1, num_joints=16, layout="nyu")
-  reader = datasets.get_reader("synthetic", tmp_path, "train")
+  reader = dataset_profiles.get_reader("synthetic", tmp_path, "train")
   error = error_of(reader.read, 0)
   assert_names(error, tmp_path / "train" / "labels.txt", "depth/000000.png")
   assert "expected 42" in str(error)
@@ -265,9 +266,9 @@ def test_synthetic_layout_disagreeing_with_lines(tmp_path):
 
 def test_msra_reads_back_with_our_axes(tmp_path):
   expected = dataset_fixtures.write_msra(tmp_path, subjects=("P2", "P5"))
-  reader = datasets.get_reader("msra", tmp_path, "all", subjects=["P2", "P5"])
+  reader = dataset_profiles.get_reader("msra", tmp_path, "all", subjects=["P2", "P5"])
   assert reader.skeleton is skeletons.MSRA
-  assert reader.camera == geometry.MSRA_CAMERA
+  assert reader.camera == dataset_profiles.MSRA.camera
   assert len(reader) == 2 * len(msra.GESTURES)
   assert reader.frame_ids[0] == "P2/1/000000"
   assert reader.frame_ids[-1] == "P5/Y/000000"
@@ -298,7 +299,7 @@ def test_msra_bin_box_placement(tmp_path):
   np.testing.assert_array_equal(header, [320, 240, 200, 100, 204, 103])
   assert os.path.getsize(path) == 24 + 4 * 12
   np.testing.assert_array_equal(
-      msra.read_depth_bin(path, "P0/1/000000", geometry.MSRA_CAMERA), depth)
+      msra.read_depth_bin(path, "P0/1/000000", dataset_profiles.MSRA.camera), depth)
 
 
 @pytest.mark.parametrize("how, expected", [
@@ -332,7 +333,7 @@ def test_msra_bad_bin(tmp_path, how, expected):
   if how == "missing":
     path.unlink()
   error = error_of(msra.read_depth_bin, path, "P1/IP/000007",
-                   geometry.MSRA_CAMERA)
+                   dataset_profiles.MSRA.camera)
   assert_names(error, path, "P1/IP/000007")
   assert expected in str(error)
 
@@ -341,7 +342,7 @@ def test_msra_bad_bin_through_reader(tmp_path):
   dataset_fixtures.write_msra(tmp_path, subjects=("P0",))
   path = tmp_path / "P0" / "MP" / "000000_depth.bin"
   open(path, "ab").write(bytes(8))
-  reader = datasets.get_reader("msra", tmp_path, "all", subjects=["P0"])
+  reader = dataset_profiles.get_reader("msra", tmp_path, "all", subjects=["P0"])
   assert_names(error_of(reader.read, msra.GESTURES.index("MP")), path,
                "P0/MP/000000")
 
@@ -355,7 +356,7 @@ def test_msra_bad_joint_file(tmp_path):
   lines = values_path.read_text().splitlines()
   lines[2] = " ".join(lines[2].split()[:60])
   values_path.write_text("\n".join(lines) + "\n")
-  reader = datasets.get_reader("msra", tmp_path, "all", subjects="P0")
+  reader = dataset_profiles.get_reader("msra", tmp_path, "all", subjects="P0")
   assert len(reader) == 2 * len(msra.GESTURES) + 1
   first_l = reader.frame_ids.index("P0/L/000000")
   for i in range(3):
@@ -373,13 +374,13 @@ def test_msra_missing_gesture(tmp_path):
   dataset_fixtures.write_msra(tmp_path, subjects=("P0",))
   path = tmp_path / "P0" / "RP" / "joint.txt"
   path.unlink()
-  error = error_of(datasets.get_reader, "msra", tmp_path, "all",
+  error = error_of(dataset_profiles.get_reader, "msra", tmp_path, "all",
                    subjects=["P0"])
   assert_names(error, path, "all")
   with pytest.raises(ValueError, match="split"):
-    datasets.get_reader("msra", tmp_path, "train")
+    dataset_profiles.get_reader("msra", tmp_path, "train")
   with pytest.raises(ValueError, match="P9"):
-    datasets.get_reader("msra", tmp_path, "all", subjects=["P9"])
+    dataset_profiles.get_reader("msra", tmp_path, "all", subjects=["P9"])
 
 
 # Centres
@@ -435,7 +436,7 @@ def _sphere_scene(camera, centre_xyz, radius):
   return depth.astype(np.float32), points.mean(axis=0)
 
 
-@pytest.mark.parametrize("camera", [geometry.NYU_CAMERA, geometry.ICVL_CAMERA])
+@pytest.mark.parametrize("camera", [dataset_profiles.NYU.camera, dataset_profiles.ICVL.camera])
 def test_compute_centre_on_sphere(camera):
   centre = np.array([25.0, -30.0, 600.0])
   depth, visible_mean = _sphere_scene(camera, centre, 45.0)
@@ -450,7 +451,7 @@ def test_compute_centre_on_sphere(camera):
 
 def test_compute_centre_without_depth():
   error = error_of(centres.compute_centre, np.zeros((240, 320), np.float32),
-                   geometry.ICVL_CAMERA, frame_id="f7")
+                   dataset_profiles.ICVL.camera, frame_id="f7")
   assert "frame f7" in str(error)
 
 
@@ -458,12 +459,12 @@ def test_ground_truth_centre_and_in_frame():
   joints = np.array([[0, 0, 500], [10, -20, 540], [-30, 40, 520]], np.float32)
   np.testing.assert_array_equal(centres.ground_truth_centre(joints),
                                 np.float32([-10, 10, 520]))
-  camera = geometry.ICVL_CAMERA
+  camera = dataset_profiles.ICVL.camera
   assert centres.centre_in_frame([0, 0, 400], camera)
   assert not centres.centre_in_frame([0, 0, -400], camera)
   assert not centres.centre_in_frame([400, 0, 400], camera)
   assert not centres.centre_in_frame([0, 0, np.nan], camera)
   # NYU's negative fy: y up, so y = 100 mm lies above the image centre.
   assert geometry.xyz_to_uvd(np.array([0.0, 100.0, 700.0]),
-                             geometry.NYU_CAMERA)[1] < geometry.NYU_CAMERA.cy
-  assert centres.centre_in_frame([0, 100, 700], geometry.NYU_CAMERA)
+                             dataset_profiles.NYU.camera)[1] < dataset_profiles.NYU.camera.cy
+  assert centres.centre_in_frame([0, 100, 700], dataset_profiles.NYU.camera)

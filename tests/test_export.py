@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import exporter
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf import inference
@@ -117,7 +118,7 @@ def test_default_model_in_fresh_process(nyu_export, tmp_path):
   cube = geometry.cube_vector(300.0)
   # NYU's camera (negative fy) and, for the second frame, other intrinsics:
   # each row of the batch must use its own.
-  nyu = geometry.NYU_CAMERA
+  nyu = dataset_profiles.NYU.camera
   other = dataclasses.replace(nyu, fx=500.0, fy=-520.0, cx=330.0, cy=250.0)
   depth, centres = hand_frames(nyu, 2, seed=3, depth_mm=500.0)
   cameras = [nyu, other]
@@ -195,7 +196,7 @@ def small_export(tmp_path_factory):
 def _frame_inputs(batch=1, height=240, width=320):
   return {"depth": tf.fill([batch, height, width], 500.0),
           "centre_xyz": tf.constant([[0.0, 0.0, 500.0]] * batch),
-          "intrinsics": tf.constant([geometry.ICVL_CAMERA.intrinsics] * batch)}
+          "intrinsics": tf.constant([dataset_profiles.ICVL.camera.intrinsics] * batch)}
 
 
 @pytest.mark.parametrize("dtype,c_name", [(tf.int32, "int32"),
@@ -252,7 +253,7 @@ def write_model_dir(root, model, dataset="icvl", cube_mm=250.0):
   """A training run's model_dir and the manifest of its records."""
   train_dir = root / "records" / "train"
   train_dir.mkdir(parents=True)
-  camera = geometry.get_camera(dataset)
+  camera = dataset_profiles.get_profile(dataset).camera
   (train_dir / "manifest.json").write_text(json.dumps({
       "complete": True, "dataset": dataset, "cube_mm": [cube_mm] * 3,
       "crop_size": 96, "skeleton": dataset, "num_joints": 16,
@@ -284,7 +285,7 @@ def test_cli_and_bfloat16_export(tmp_path):
   metadata = json.loads((float_dir / "metadata.json").read_text())
   assert not metadata["jit_compile"]
   assert metadata["cube_mm"] == [250.0] * 3
-  assert metadata["camera"] == dataclasses.asdict(geometry.ICVL_CAMERA)
+  assert metadata["camera"] == dataclasses.asdict(dataset_profiles.ICVL.camera)
   assert metadata["skeleton"] == "icvl" and metadata["dataset"] == "icvl"
   assert metadata["source"] == str(model_dir / "best.keras")
 
@@ -292,9 +293,9 @@ def test_cli_and_bfloat16_export(tmp_path):
   mixed = exporter.export_from_model_dir(model_dir, mixed_dir,
                                          mixed_precision="bfloat16")
   assert mixed["dtype_policy"] == "mixed_bfloat16"
-  depth, centres = hand_frames(geometry.ICVL_CAMERA, 3, seed=5)
+  depth, centres = hand_frames(dataset_profiles.ICVL.camera, 3, seed=5)
   predictions = [
-      inference.Predictor(d).predict(depth, centres, geometry.ICVL_CAMERA)
+      inference.Predictor(d).predict(depth, centres, dataset_profiles.ICVL.camera)
       for d in (float_dir, mixed_dir)]
   error = np.linalg.norm(predictions[0]["joints_xyz"] -
                          predictions[1]["joints_xyz"], axis=-1)

@@ -3,14 +3,22 @@
 import numpy as np
 import pytest
 
+from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import geometry
 
 S = geometry.CROP_SIZE
 CROP_CASES = [  # camera, cube edge, centre depth
-    (geometry.NYU_CAMERA, geometry.CUBE_MM["nyu"], 750.0),
-    (geometry.ICVL_CAMERA, geometry.CUBE_MM["icvl"], 350.0),
-    (geometry.MSRA_CAMERA, geometry.CUBE_MM["msra"], 330.0),
+    (dataset_profiles.NYU.camera, dataset_profiles.NYU.cube_mm, 750.0),
+    (dataset_profiles.ICVL.camera, dataset_profiles.ICVL.cube_mm, 350.0),
+    (dataset_profiles.MSRA.camera, dataset_profiles.MSRA.cube_mm, 330.0),
 ]
+
+
+# Every dataset's camera and evaluation intrinsics.
+CAMERAS = {
+    **{p.name: p.camera for p in dataset_profiles.PROFILES.values()},
+    **{f"{p.name}_eval": p.evaluation_camera
+       for p in dataset_profiles.PROFILES.values() if p.evaluation_camera}}
 
 
 def random_uvd(rng, camera, shape, depth=(200.0, 1500.0)):
@@ -26,8 +34,7 @@ def random_centre_xyz(rng, camera, depth):
   return geometry.uvd_to_xyz(uvd, camera).astype(np.float32)
 
 
-@pytest.mark.parametrize("camera", geometry.CAMERAS.values(),
-                         ids=geometry.CAMERAS.keys())
+@pytest.mark.parametrize("camera", CAMERAS.values(), ids=CAMERAS.keys())
 def test_uvd_xyz_round_trip(camera):
   rng = np.random.default_rng(0)
   uvd = random_uvd(rng, camera, (4, 5))
@@ -46,8 +53,8 @@ def test_uvd_xyz_round_trip(camera):
 
 def test_nyu_y_points_up():
   above_centre = np.array([320.0, 100.0, 700.0])
-  assert geometry.uvd_to_xyz(above_centre, geometry.NYU_CAMERA)[1] > 0
-  assert geometry.uvd_to_xyz(above_centre, geometry.ICVL_CAMERA)[1] < 0
+  assert geometry.uvd_to_xyz(above_centre, dataset_profiles.NYU.camera)[1] > 0
+  assert geometry.uvd_to_xyz(above_centre, dataset_profiles.ICVL.camera)[1] < 0
 
 
 @pytest.mark.parametrize("camera, cube, depth", CROP_CASES)
@@ -96,7 +103,7 @@ def test_cube_fills_the_crop(camera, cube, depth):
 
 def test_batched_normalization_round_trip():
   rng = np.random.default_rng(3)
-  camera = geometry.ICVL_CAMERA
+  camera = dataset_profiles.ICVL.camera
   centres_xyz = np.stack([random_centre_xyz(rng, camera, 350.0)
                           for _ in range(3)]).astype(np.float64)
   cubes = np.array([[250.0] * 3, [200.0, 220.0, 240.0], [300.0] * 3])
@@ -156,7 +163,7 @@ def test_normalize_depth():
 
 
 def test_crop_beyond_the_image_border_is_background():
-  camera = geometry.ICVL_CAMERA
+  camera = dataset_profiles.ICVL.camera
   image = np.full((camera.height, camera.width), 350.0, np.float32)
   centre_xyz = geometry.uvd_to_xyz(np.array([2.0, 2.0, 350.0]), camera)
   crop, _ = geometry.crop_depth(image, centre_xyz, 250.0, camera)
@@ -177,7 +184,7 @@ def _tie_lines(inverse_affine, axis):
 def test_crop_in_graph_equals_opencv_crop():
   tf = pytest.importorskip("tensorflow")
   rng = np.random.default_rng(5)
-  camera = geometry.NYU_CAMERA
+  camera = dataset_profiles.NYU.camera
   image = rng.uniform(500.0, 1000.0, (camera.height, camera.width)).astype(
       np.float32)
   image[rng.random(image.shape) < 0.1] = 0.0

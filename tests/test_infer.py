@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import exporter
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf import inference
@@ -20,7 +21,7 @@ from tests import dataset_fixtures
 from tests import test_export
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-CAMERA = geometry.ICVL_CAMERA
+CAMERA = dataset_profiles.ICVL.camera
 
 
 @pytest.fixture(scope="module")
@@ -126,14 +127,14 @@ def test_read_depth_formats(tmp_path):
   packed[..., 1] = depth.astype(np.uint16) >> 8
   nyu_png = tmp_path / "nyu.png"
   cv2.imwrite(str(nyu_png), packed)
-  nyu_camera = dataclasses.replace(geometry.NYU_CAMERA, width=CAMERA.width,
+  nyu_camera = dataclasses.replace(dataset_profiles.NYU.camera, width=CAMERA.width,
                                    height=CAMERA.height)
   np.testing.assert_array_equal(
       inference.read_depth(nyu_png, nyu_camera, dataset="nyu"), depth)
   msra_bin = tmp_path / "000000_depth.bin"
   dataset_fixtures.write_msra_bin(msra_bin, depth)
   np.testing.assert_array_equal(
-      inference.read_depth(msra_bin, geometry.MSRA_CAMERA), depth)
+      inference.read_depth(msra_bin, dataset_profiles.MSRA.camera), depth)
   with pytest.raises(frame_lib.DatasetError, match=r"nyu\.png: got 8-bit "
                      r"3-channel PNG, expected 16-bit single-channel"):
     inference.read_depth(nyu_png, CAMERA)
@@ -148,7 +149,7 @@ class _StubPredictor:
 def test_resolve_camera():
   stub = _StubPredictor()
   assert inference.resolve_camera(stub) == CAMERA
-  assert inference.resolve_camera(stub, "nyu") == geometry.NYU_CAMERA
+  assert inference.resolve_camera(stub, "nyu") == dataset_profiles.NYU.camera
   assert inference.resolve_camera(stub, None, [200, 210, 150, 110]) == (
       geometry.Camera(200.0, 210.0, 150.0, 110.0, 320, 240))
   assert inference.resolve_camera(

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf import skeletons
 from jgr_p2o_tf.synthetic import contact_sheet
@@ -18,7 +19,7 @@ from jgr_p2o_tf.synthetic import renderer
 from jgr_p2o_tf.synthetic import scene
 from jgr_p2o_tf.synthetic import writer
 
-CAMERA = geometry.ICVL_CAMERA
+CAMERA = dataset_profiles.ICVL.camera
 
 
 def _segment_distance(points, start, end):
@@ -257,7 +258,7 @@ def test_same_seed_gives_identical_files_whatever_the_workers(tmp_path):
 def test_labels_parse_back_to_the_generated_joints(tmp_path, layout, camera):
   labels = writer.generate(tmp_path, 2, seed=9, layout=layout, camera=camera,
                            workers=1, progress=False)
-  cam = geometry.get_camera(camera)
+  cam = dataset_profiles.get_profile(camera).camera
   with open(tmp_path / "camera.json") as f:
     assert json.load(f) == {"fx": cam.fx, "fy": cam.fy, "cx": cam.cx,
                             "cy": cam.cy, "width": cam.width,

@@ -13,23 +13,13 @@ import math
 
 import numpy as np
 
+from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf.datasets import frame as frame_lib
 
 # Depth range behind the nearest pixel taken as the hand at first: about a
 # hand's length, so the forearm and the body behind it fall outside.
 NEAR_RANGE_MM = 150.0
-
-# V2V-PoseNet's centre files keep each dataset's own axes; the signs that
-# turn them into ours. Its MSRA world has y pointing up (MSRA's joint.txt)
-# and z positive; its NYU world is NYU's (our NYU camera has a negative fy);
-# its ICVL world already has y down.
-V2V_AXIS_SIGNS = {
-    "nyu": (1.0, 1.0, 1.0),
-    "icvl": (1.0, 1.0, 1.0),
-    "msra": (1.0, -1.0, 1.0),
-}
-
 
 def load_centre_file(path, num_frames=None, *, v2v_dataset=None):
   """Reads a centre file, one line per frame: ``x y z`` (mm) or ``invalid``.
@@ -39,7 +29,8 @@ def load_centre_file(path, num_frames=None, *, v2v_dataset=None):
     num_frames: if given, the number of lines the file must have.
     v2v_dataset: None if the file is in our camera convention; the dataset
       name ("nyu", "icvl", "msra") if it is one of V2V-PoseNet's precomputed
-      files, whose axes are then turned into ours (``V2V_AXIS_SIGNS``).
+      files, whose axes are then turned into ours (the profile's
+      ``v2v_axis_signs``, see ``dataset_profiles``).
 
   Returns:
     A list with a (3,) float32 xyz centre per frame, or None where the file
@@ -48,13 +39,16 @@ def load_centre_file(path, num_frames=None, *, v2v_dataset=None):
   Raises:
     DatasetError: missing file, a malformed line or the wrong line count.
   """
+  axis_signs = {p.name: p.v2v_axis_signs
+                for p in dataset_profiles.PROFILES.values()
+                if p.v2v_axis_signs is not None}
   if v2v_dataset is None:
     signs = np.ones(3, np.float32)
-  elif v2v_dataset in V2V_AXIS_SIGNS:
-    signs = np.array(V2V_AXIS_SIGNS[v2v_dataset], np.float32)
+  elif v2v_dataset in axis_signs:
+    signs = np.array(axis_signs[v2v_dataset], np.float32)
   else:
     raise ValueError(f"v2v_dataset must be None or one of "
-                     f"{sorted(V2V_AXIS_SIGNS)}, got {v2v_dataset!r}")
+                     f"{sorted(axis_signs)}, got {v2v_dataset!r}")
   try:
     with open(path, encoding="utf-8") as f:
       lines = f.read().splitlines()
@@ -91,7 +85,7 @@ def load_centre_file(path, num_frames=None, *, v2v_dataset=None):
 
 
 def compute_centre(depth_mm, camera, *, near_range_mm=NEAR_RANGE_MM,
-                   cube_mm=geometry.CUBE_MM["icvl"], max_iterations=10,
+                   cube_mm=dataset_profiles.ICVL.cube_mm, max_iterations=10,
                    tolerance_mm=1.0, frame_id=None):
   """The hand centre of a depth frame, taking the hand as the nearest object.
 

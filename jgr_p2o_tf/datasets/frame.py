@@ -133,3 +133,13 @@ def read_png(path, frame, *, dtype, channels, camera):
         f"got {image.shape[1]}×{image.shape[0]} PNG, expected {expected}",
         path=path, frame=frame)
   return image
+
+
+def read_uint16_depth_png(path, frame, camera):
+  """(H, W) float32 depth in mm from a 16-bit single-channel PNG.
+
+  The format of ICVL, of the synthetic data and of most depth cameras'
+  tools; raises DatasetError as ``read_png`` does.
+  """
+  return read_png(path, frame, dtype=np.uint16, channels=1,
+                  camera=camera).astype(np.float32)

@@ -22,6 +22,10 @@ from jgr_p2o_tf import geometry
 from jgr_p2o_tf import skeletons
 from jgr_p2o_tf.datasets import frame as frame_lib
 
+CAMERA = geometry.Camera(241.42, 241.42, 160.0, 120.0, 320, 240)
+# The intrinsics the ICVL evaluation toolkits use to turn uvd into xyz.
+EVALUATION_CAMERA = geometry.Camera(240.99, 240.96, 160.0, 120.0, 320, 240)
+
 # The split → (label files, image folder) of the real dataset, relative to
 # data_dir.
 ICVL_SPLITS = {
@@ -88,11 +92,10 @@ class LabelFileReader(frame_lib.Reader):
       path, message = self._line_errors[index]
       raise frame_lib.DatasetError(message, path=path, frame=frame_id)
     path = os.path.join(self.image_dir, frame_id)
-    depth = frame_lib.read_png(path, frame_id, dtype=np.uint16, channels=1,
-                               camera=self.camera)
+    depth = frame_lib.read_uint16_depth_png(path, frame_id, self.camera)
     joints_uvd = self._joints_uvd[index].copy()
     return frame_lib.Frame(
-        frame_id=frame_id, depth_mm=depth.astype(np.float32),
+        frame_id=frame_id, depth_mm=depth,
         joints_uvd=joints_uvd,
         joints_xyz=geometry.uvd_to_xyz(joints_uvd, self.camera),
         camera=self.camera)
@@ -128,7 +131,7 @@ class IcvlReader(LabelFileReader):
       image_dir = os.path.join(label_dir, "Depth")
       if not os.path.isdir(image_dir):
         image_dir = label_dir
-    super().__init__(labels, image_dir, geometry.ICVL_CAMERA, skeletons.ICVL)
+    super().__init__(labels, image_dir, CAMERA, skeletons.ICVL)
 
 
 def _label_lines(path):

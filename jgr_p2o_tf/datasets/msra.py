@@ -10,7 +10,7 @@ On disk, for subjects P0..P8 and 17 gestures each::
                                                the box, row-major
 
 MSRA's joint.txt has y pointing up and z negative; frames carry (x, −y, −z),
-the camera convention of the project (``geometry.MSRA_CAMERA``, z > 0). MSRA
+the camera convention of the project (``CAMERA``, z > 0). MSRA
 has no train/test split: the reader reads the subjects it is given and
 ``subject(index)`` tells them apart for leave-one-subject-out.
 """
@@ -23,6 +23,7 @@ from jgr_p2o_tf import geometry
 from jgr_p2o_tf import skeletons
 from jgr_p2o_tf.datasets import frame as frame_lib
 
+CAMERA = geometry.Camera(241.42, 241.42, 160.0, 120.0, 320, 240)
 SUBJECTS = tuple(f"P{i}" for i in range(9))
 GESTURES = ("1", "2", "3", "4", "5", "6", "7", "8", "9", "I", "IP", "L", "MP",
             "RP", "T", "TIP", "Y")
@@ -66,7 +67,7 @@ class MsraReader(frame_lib.Reader):
       raise ValueError(f"MSRA subjects must be some of {list(SUBJECTS)}, "
                        f"got {list(self.subjects)}")
     self.skeleton = skeletons.MSRA
-    self.camera = geometry.MSRA_CAMERA
+    self.camera = CAMERA
     self.frame_ids = []
     self._subject_of = []
     joints = []

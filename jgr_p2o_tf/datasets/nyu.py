@@ -9,8 +9,8 @@ On disk, per split (``train``, ``test``)::
                                             (1-based); depth = (G << 8) | B
 
 Frames carry the 14 evaluation joints (``skeletons.NYU_EVAL_JOINTS``). NYU's
-joint_xyz has y pointing up; ``geometry.NYU_CAMERA`` has a negative fy so that
-its projection of joint_xyz is joint_uvd, and the reader keeps NYU's xyz.
+joint_xyz has y pointing up; ``CAMERA`` has a negative fy so that its
+projection of joint_xyz is joint_uvd, and the reader keeps NYU's xyz.
 """
 
 import os
@@ -21,10 +21,13 @@ from jgr_p2o_tf import geometry
 from jgr_p2o_tf import skeletons
 from jgr_p2o_tf.datasets import frame as frame_lib
 
+# NYU's joint_xyz has y pointing up, so its fy is negative (as in the
+# community evaluation toolkit); |fy| = 587.07.
+CAMERA = geometry.Camera(588.03, -587.07, 320.0, 240.0, 640, 480)
 NUM_KINECTS = 3
 NUM_ANNOTATED_JOINTS = 36
 # Largest median distance in pixels between NYU's joint_uvd and the projection
-# of its joint_xyz that still counts as agreeing with NYU_CAMERA; a wrong sign
+# of its joint_xyz that still counts as agreeing with CAMERA; a wrong sign
 # or camera is off by tens of pixels.
 _MAX_REPROJECTION_PX = 2.0
 
@@ -40,7 +43,7 @@ class NyuReader(frame_lib.Reader):
   Raises:
     DatasetError: joint_data.mat is missing, unreadable, lacks joint_uvd or
       joint_xyz, has other shapes, or its uvd and xyz disagree with
-      NYU_CAMERA.
+      CAMERA.
   """
 
   def __init__(self, data_dir, split, kinect=1):
@@ -51,7 +54,7 @@ class NyuReader(frame_lib.Reader):
     self.split_dir = os.path.join(data_dir, split)
     self.mat_path = os.path.join(self.split_dir, "joint_data.mat")
     self.skeleton = skeletons.NYU
-    self.camera = geometry.NYU_CAMERA
+    self.camera = CAMERA
     joints = _load_joint_data(self.mat_path)
     eval_joints = list(skeletons.NYU_EVAL_JOINTS)
     self._joints_uvd = joints["joint_uvd"][kinect - 1][:, eval_joints]
@@ -64,7 +67,7 @@ class NyuReader(frame_lib.Reader):
     return f"depth_{self.kinect}_{index + 1:07d}.png"
 
   def _check_camera(self):
-    """Raises unless joint_xyz projects onto joint_uvd with NYU_CAMERA."""
+    """Raises unless joint_xyz projects onto joint_uvd with CAMERA."""
     if not len(self._joints_uvd):
       return
     projected = geometry.xyz_to_uvd(self._joints_xyz, self.camera)
@@ -124,7 +127,7 @@ def _load_joint_data(path):
   return joints
 
 
-def read_depth_png(path, frame_id, camera=geometry.NYU_CAMERA):
+def read_depth_png(path, frame_id, camera=CAMERA):
   """Depth in mm, (H, W) float32, from one of NYU's RGB-packed PNGs."""
   image = frame_lib.read_png(path, frame_id, dtype=np.uint8, channels=3,
                              camera=camera)

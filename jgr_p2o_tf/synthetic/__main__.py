@@ -10,7 +10,7 @@
 from absl import flags
 
 from jgr_p2o_tf import cli
-from jgr_p2o_tf import geometry
+from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf.synthetic import contact_sheet
 from jgr_p2o_tf.synthetic import scene
 from jgr_p2o_tf.synthetic import writer
@@ -49,7 +49,8 @@ def main(argv):
     print(f"wrote {_NUM_FRAMES.value} frames, labels in {labels}")
   if _CONTACT_SHEET.value is not None:
     options = scene.FrameOptions(
-        camera=geometry.get_camera(_CAMERA.value), layout=_LAYOUT.value,
+        camera=dataset_profiles.get_profile(_CAMERA.value).camera,
+        layout=_LAYOUT.value,
         noise_mm=_NOISE_MM.value, edge_dropout=_EDGE_DROPOUT.value,
         background_plane=_BACKGROUND_PLANE.value)
     path = contact_sheet.make_contact_sheet(_CONTACT_SHEET.value, _SEED.value,

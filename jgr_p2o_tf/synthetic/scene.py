@@ -9,6 +9,7 @@ import dataclasses
 
 import numpy as np
 
+from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf import skeletons
 from jgr_p2o_tf.synthetic import hand_model
@@ -37,7 +38,7 @@ class FrameOptions:
     max_tilt_deg: largest out-of-plane tilt of the palm from facing the
       camera.
   """
-  camera: geometry.Camera = geometry.ICVL_CAMERA
+  camera: geometry.Camera = dataset_profiles.SYNTHETIC.camera
   layout: str = "synthetic"
   noise_mm: float = 1.0
   edge_dropout: float = 0.3

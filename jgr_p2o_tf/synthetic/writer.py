@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 import tqdm
 
+from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf import skeletons
 from jgr_p2o_tf.synthetic import scene
@@ -34,6 +35,8 @@ LABELS_FILE = "labels.txt"
 CAMERA_FILE = "camera.json"
 IMAGE_DIR = "images"
 LAYOUTS = ("icvl", "nyu", "msra", "synthetic")
+# The datasets whose cameras the generator imitates (dataset_profiles):
+# 320×240 and 640×480.
 CAMERAS = ("icvl", "nyu")
 LABEL_DECIMALS = 4
 
@@ -121,7 +124,7 @@ def generate(out_dir, num_frames, seed, layout="icvl", camera="icvl",
   _check("layout", layout in LAYOUTS, f"one of {LAYOUTS}", layout)
   if not isinstance(camera, geometry.Camera):
     _check("camera", camera in CAMERAS, f"one of {CAMERAS}", camera)
-    camera = geometry.get_camera(camera)
+    camera = dataset_profiles.get_profile(camera).camera
   _check("noise_mm", noise_mm >= 0, "≥ 0", noise_mm)
   _check("edge_dropout", 0 <= edge_dropout <= 1, "in [0, 1]", edge_dropout)
   _check("workers", isinstance(workers, int) and workers >= 1,
