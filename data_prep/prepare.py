@@ -31,7 +31,7 @@ import tqdm
 
 from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import geometry
-from jgr_p2o_tf import input_pipeline
+from jgr_p2o_tf import records_manifest
 from jgr_p2o_tf import tfrecords
 from jgr_p2o_tf.datasets import centres as centres_lib
 from jgr_p2o_tf.datasets.frame import DatasetError
@@ -168,11 +168,13 @@ def prepare(dataset, data_dir, split, out_dir, *, centres="computed",
              skip_bad=skip_bad)
   todo = [s for s in shards if s.file not in finished]
 
+  planned = [_shard_entry(s) for s in shards]
+
   def on_shard(result):
     finished[result["file"]] = result
-    _write_manifest(out_dir, manifest, shards, finished)
+    records_manifest.write_manifest(out_dir, manifest, planned, finished)
 
-  _write_manifest(out_dir, manifest, shards, finished)
+  records_manifest.write_manifest(out_dir, manifest, planned, finished)
   done_frames = sum(s.stop - s.start for s in shards if s.file in finished)
   with tqdm.tqdm(total=len(reader), initial=done_frames, unit="frame",
                  desc=f"{dataset} {split}", disable=not progress) as bar:
@@ -181,7 +183,7 @@ def prepare(dataset, data_dir, split, out_dir, *, centres="computed",
         on_shard(_write_shard(reader, job, shard, bar.update))
     else:
       _run_workers(reader, job, todo, workers, bar.update, on_shard)
-  return _write_manifest(out_dir, manifest, shards, finished)
+  return records_manifest.write_manifest(out_dir, manifest, planned, finished)
 
 
 def _plan_shards(reader, split, num_shards):
@@ -222,11 +224,10 @@ def _finished_shards(out_dir, manifest, shards):
   list (e.g. the run died between the rename and the manifest update) is
   written again.
   """
-  path = os.path.join(out_dir, input_pipeline.MANIFEST)
-  if not os.path.exists(path):
+  try:
+    previous = records_manifest.read_manifest(out_dir, require_complete=False)
+  except FileNotFoundError:
     return {}
-  with open(path, encoding="utf-8") as f:
-    previous = json.load(f)
   changed = [f"{k} {previous.get(k)!r}" for k in _SETTINGS_KEYS
              if previous.get(k) != manifest[k]]
   planned = previous.get("planned_shards") or []
@@ -242,43 +243,6 @@ def _finished_shards(out_dir, manifest, shards):
       kept[entry["file"]] = {**entry, "skipped_frames": [
           e for e in previous["skipped"] if e["shard"] == entry["file"]]}
   return kept
-
-
-def _write_manifest(out_dir, manifest, shards, finished):
-  """Updates ``manifest`` with the finished shards and writes it atomically."""
-  done = [finished[s.file] for s in shards if s.file in finished]
-  skipped = sorted((entry for s in done for entry in s["skipped_frames"]),
-                   key=lambda entry: entry["index"])
-  manifest.update({
-      "complete": len(done) == len(shards),
-      "counts": {
-          "read": sum(s["read"] for s in done),
-          "written": sum(s["written"] for s in done),
-          "skipped": len(skipped),
-          "skipped_by_kind": {
-              kind: sum(1 for e in skipped if e["kind"] == kind)
-              for kind in sorted({e["kind"] for e in skipped})},
-      },
-      "planned_shards": [_shard_entry(s) for s in shards],
-      "shards": [{k: v for k, v in s.items() if k != "skipped_frames"}
-                 for s in done],
-      "skipped": skipped,
-  })
-  if any(s.subject is not None for s in shards):
-    manifest["subjects"] = {}
-    for subject, group in itertools.groupby(manifest["shards"],
-                                            key=lambda s: s["subject"]):
-      group = list(group)
-      manifest["subjects"][subject] = {
-          "shards": [s["file"] for s in group],
-          "written": sum(s["written"] for s in group),
-          "skipped": sum(s["skipped"] for s in group),
-      }
-  path = os.path.join(out_dir, input_pipeline.MANIFEST)
-  with open(path + ".tmp", "w", encoding="utf-8") as f:
-    json.dump(manifest, f, indent=1)
-  os.replace(path + ".tmp", path)
-  return manifest
 
 
 def _write_shard(reader, job, shard, report):

@@ -69,9 +69,9 @@ def _model_report():
   """Model mode: predicts the split, writes the text files, returns a report."""
   import os  # pylint: disable=g-import-not-at-top
   import keras  # pylint: disable=g-import-not-at-top
-  from jgr_p2o_tf import input_pipeline  # pylint: disable=g-import-not-at-top
   from jgr_p2o_tf import metrics  # pylint: disable=g-import-not-at-top
   from jgr_p2o_tf import model as _  # pylint: disable=g-import-not-at-top,unused-import
+  from jgr_p2o_tf import records_manifest  # pylint: disable=g-import-not-at-top
   path = _MODEL_DIR.value
   if os.path.isdir(path):
     candidates = [os.path.join(path, n) for n in ("best.keras", "last.keras")]
@@ -80,7 +80,7 @@ def _model_report():
     raise FileNotFoundError(f"--model_dir={_MODEL_DIR.value}: no best.keras "
                             f"or last.keras (has the trainer run?)")
   model = keras.models.load_model(path)
-  skeleton = input_pipeline.read_manifest(_DATA_DIR.value)["skeleton"]
+  skeleton = records_manifest.read_manifest(_DATA_DIR.value)["skeleton"]
   predictions = evaluation.predict_records(model, _DATA_DIR.value,
                                            subjects=_SUBJECTS.value)
   if _PREDICTIONS_OUT.value:

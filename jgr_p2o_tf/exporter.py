@@ -45,6 +45,7 @@ import numpy as np
 
 from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import geometry
+from jgr_p2o_tf import records_manifest
 from jgr_p2o_tf import skeletons
 
 SIGNATURE_FULL_FRAME = "serving_default"
@@ -406,11 +407,11 @@ def read_train_config(model_dir):
 
 def _training_manifest(config):
   """The manifest of the training records, or None if they are not here."""
-  path = os.path.join(config.get("train_dir", ""), "manifest.json")
-  if not os.path.isfile(path):
+  try:
+    return records_manifest.read_manifest(config.get("train_dir", ""),
+                                          require_complete=False)
+  except FileNotFoundError:
     return None
-  with open(path, encoding="utf-8") as f:
-    return json.load(f)
 
 
 def load_keras_model(path, config=None, mixed_precision="none"):
@@ -475,7 +476,7 @@ def export_from_model_dir(model_dir, export_dir, *, model="best", cube_mm=None,
     if manifest is None:
       raise ValueError(
           f"the training records' manifest "
-          f"({os.path.join(config.get('train_dir', '?'), 'manifest.json')}) "
+          f"({records_manifest.manifest_path(config.get('train_dir', '?'))}) "
           f"is not here to tell the cube edges: pass --cube_mm")
     cube_mm = manifest["cube_mm"]
   skeleton = config.get("skeleton") or (manifest or {}).get("skeleton")

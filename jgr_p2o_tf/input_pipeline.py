@@ -1,81 +1,23 @@
 """tf.data input pipeline over the TFRecord shards that ``data_prep`` writes.
 
-``make_dataset`` lists the shards of a prepared split from its
-``manifest.json``, reads them (interleaved across shards when training),
+``make_dataset`` lists the shards of a prepared split from its manifest
+(``records_manifest``), reads them (interleaved across shards when training),
 shuffles serialized records, batches, parses whole batches at once and
 prefetches. One iteration over the returned dataset is one epoch; the caller
 repeats it (``for epoch ...: for batch in ds``) or calls ``.repeat()``.
 Every element is a dict of tensors, see ``tfrecords.parse_example``.
 """
 
-import json
-import os
-
 import tensorflow as tf
 
+from jgr_p2o_tf import records_manifest
 from jgr_p2o_tf import tfrecords
 
-MANIFEST = "manifest.json"
 # Serialized crops are ~37 KB, so this buffer holds ~75 MB.
 DEFAULT_SHUFFLE_BUFFER = 2048
 # Shards read at once when training: enough to mix frames from distant parts
 # of a sequence without opening every file of a large split.
 _MAX_CYCLE_LENGTH = 16
-
-
-def read_manifest(data_dir):
-  """The manifest of a prepared split, as a dict.
-
-  Raises:
-    FileNotFoundError: no manifest in ``data_dir``.
-    ValueError: data_prep has not finished writing this split.
-  """
-  path = os.path.join(data_dir, MANIFEST)
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"{path} not found: run `python -m data_prep` "
-                            f"to prepare {data_dir}")
-  with open(path, encoding="utf-8") as f:
-    manifest = json.load(f)
-  if not manifest.get("complete"):
-    raise ValueError(f"{path}: data_prep has not finished this split "
-                     f"(rerun it to write the missing shards)")
-  return manifest
-
-
-def shard_paths(data_dir, manifest, subjects=None, exclude_subjects=None):
-  """Paths of the manifest's shards, in frame order, filtered by subject.
-
-  Args:
-    data_dir: the prepared split's folder.
-    manifest: its manifest (``read_manifest``).
-    subjects: keep only shards of these subjects (e.g. ``["P0", "P1"]``).
-    exclude_subjects: drop shards of these subjects (leave-one-subject-out).
-
-  Returns:
-    list of str paths.
-
-  Raises:
-    ValueError: a subject filter on a split without subjects, an unknown
-      subject, or nothing left to read.
-  """
-  shards = manifest["shards"]
-  if subjects is not None or exclude_subjects is not None:
-    known = sorted({s["subject"] for s in shards if s["subject"] is not None})
-    if not known:
-      raise ValueError(f"{data_dir}: {manifest['dataset']} has no subjects to "
-                       f"filter by")
-    wanted = set(known if subjects is None else subjects)
-    wanted -= set(exclude_subjects or ())
-    unknown = (set(subjects or ()) | set(exclude_subjects or ())) - set(known)
-    if unknown:
-      raise ValueError(f"{data_dir}: unknown subjects {sorted(unknown)}; the "
-                       f"split has {known}")
-    shards = [s for s in shards if s["subject"] in wanted]
-  # Shards whose frames were all skipped are empty files: nothing to read.
-  paths = [os.path.join(data_dir, s["file"]) for s in shards if s["written"]]
-  if not paths:
-    raise ValueError(f"{data_dir}: no crops left to read after filtering")
-  return paths
 
 
 def make_dataset(data_dir, *, batch_size, training, seed=None, subjects=None,
@@ -106,8 +48,9 @@ def make_dataset(data_dir, *, batch_size, training, seed=None, subjects=None,
     ``affine`` (B, 2, 3), ``camera`` (B, 4) float32 and ``frame_id`` (B,)
     string.
   """
-  manifest = read_manifest(data_dir)
-  paths = shard_paths(data_dir, manifest, subjects, exclude_subjects)
+  manifest = records_manifest.read_manifest(data_dir)
+  paths = records_manifest.shard_paths(data_dir, manifest, subjects,
+                                       exclude_subjects)
   if drop_remainder is None:
     drop_remainder = training
   deterministic = seed is not None or not training

@@ -18,6 +18,7 @@ from jgr_p2o_tf import exporter
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf import inference
 from jgr_p2o_tf import input_pipeline
+from jgr_p2o_tf import records_manifest
 from jgr_p2o_tf import skeletons
 from jgr_p2o_tf import trainer
 
@@ -89,7 +90,7 @@ def synthetic_split(work_dir, split, num_frames, seed, layout="icvl"):
   from data_prep import prepare  # pylint: disable=g-import-not-at-top
   from jgr_p2o_tf.synthetic import writer  # pylint: disable=g-import-not-at-top
   records = os.path.join(work_dir, "records", split)
-  if not os.path.isfile(os.path.join(records, input_pipeline.MANIFEST)):
+  if not os.path.isfile(records_manifest.manifest_path(records)):
     writer.generate(os.path.join(work_dir, "raw", split), num_frames, seed,
                     layout=layout, workers=1, progress=False)
     prepare.prepare("synthetic", os.path.join(work_dir, "raw"), split, records,
@@ -141,7 +142,7 @@ def run_on_records(model, data_dir, num_frames=None, batch_size=32):
     ValueError: the model predicts another number of joints than the split
       has.
   """
-  num_joints = input_pipeline.read_manifest(data_dir)["num_joints"]
+  num_joints = records_manifest.read_manifest(data_dir)["num_joints"]
   columns = {k: [] for k in ("frame_id", "depth", "pred_uvz", "gt_uvz",
                              "pred_xyz", "gt_xyz")}
   dataset = input_pipeline.make_dataset(data_dir, batch_size=batch_size,

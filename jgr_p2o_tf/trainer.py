@@ -37,6 +37,7 @@ from jgr_p2o_tf import input_pipeline
 from jgr_p2o_tf import losses
 from jgr_p2o_tf import metrics
 from jgr_p2o_tf import model as model_lib
+from jgr_p2o_tf import records_manifest
 from jgr_p2o_tf import skeletons
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -162,12 +163,13 @@ class Trainer:
                        f"{config.strategy}")
     set_mixed_precision(config.mixed_precision)
     keras.utils.set_random_seed(config.seed)
-    manifest = input_pipeline.read_manifest(config.train_dir)
+    manifest = records_manifest.read_manifest(config.train_dir)
     self.num_joints = manifest["num_joints"]
     if not config.skeleton:
       config.skeleton = manifest["skeleton"]
     self.exclude_subjects = [config.test_subject] if config.test_subject else None
-    self.steps_per_epoch = self._count_frames(manifest) // config.batch_size
+    self.steps_per_epoch = records_manifest.count_crops(
+        manifest, self.exclude_subjects) // config.batch_size
     if self.steps_per_epoch == 0:
       raise ValueError(f"--train_dir={config.train_dir} holds fewer frames "
                        f"than one batch of {config.batch_size}")
@@ -200,11 +202,6 @@ class Trainer:
         self.checkpoint, checkpoint_dir, max_to_keep=config.max_checkpoints)
     self._train_step = tf.function(self._replica_train_step,
                                    jit_compile=config.jit_compile)
-
-  def _count_frames(self, manifest):
-    excluded = set(self.exclude_subjects or ())
-    return sum(s["written"] for s in manifest["shards"]
-               if s.get("subject") not in excluded)
 
   @property
   def is_chief(self):

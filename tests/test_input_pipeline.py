@@ -1,6 +1,5 @@
 """Tests of jgr_p2o_tf.input_pipeline over splits prepared by data_prep."""
 
-import json
 import os
 
 import numpy as np
@@ -125,18 +124,6 @@ def test_cache(icvl_dir, tmp_path):
                                           training=False, cache=cache)
     assert _frame_ids(dataset) == _frame_ids(dataset)
     assert len(_frame_ids(dataset)) == 10
-
-
-def test_read_manifest_refuses_a_missing_or_unfinished_split(icvl_dir,
-                                                             tmp_path):
-  with pytest.raises(FileNotFoundError, match="data_prep"):
-    input_pipeline.read_manifest(os.fspath(tmp_path))
-  manifest = input_pipeline.read_manifest(icvl_dir)
-  manifest["complete"] = False
-  with open(tmp_path / "manifest.json", "w") as f:
-    json.dump(manifest, f)
-  with pytest.raises(ValueError, match="not finished"):
-    input_pipeline.read_manifest(os.fspath(tmp_path))
 
 
 def test_unseeded_training_reads_every_frame(icvl_dir):

@@ -1,0 +1,149 @@
+"""The manifest of a prepared split: ``manifest.json`` beside its shards.
+
+Data preparation writes it after every finished shard; everything that reads
+prepared records reads it here. It holds the settings the split was prepared
+with (dataset, split, data_dir, reader_kwargs, centres, cube_mm, crop_size),
+what the crops are (skeleton, num_joints, camera) and the progress:
+
+  {"complete": bool,                 # every planned shard is written
+   "counts": {"read", "written", "skipped", "skipped_by_kind": {kind: n}},
+   "planned_shards": [{"file", "subject", "frames": [start, stop]}, ...],
+   "shards": [{"file", "subject", "frames", "read", "written",
+               "skipped"}, ...],      # the finished ones, in frame order
+   "skipped": [{"index", "frame_id", "shard", "kind", "reason"}, ...],
+   "subjects": {subject: {"shards", "written", "skipped"}}}  # MSRA only
+"""
+
+import itertools
+import json
+import os
+
+MANIFEST_FILE = "manifest.json"
+
+
+def manifest_path(split_dir):
+  return os.path.join(split_dir, MANIFEST_FILE)
+
+
+def read_manifest(split_dir, *, require_complete=True):
+  """The manifest of a prepared split, as a dict.
+
+  Args:
+    split_dir: the prepared split's folder.
+    require_complete: refuse a split that data preparation has not
+      finished; False reads whatever it wrote so far.
+
+  Raises:
+    FileNotFoundError: no manifest in ``split_dir``.
+    ValueError: ``require_complete`` and the split is unfinished.
+  """
+  path = manifest_path(split_dir)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path} not found: run `python -m data_prep` "
+                            f"to prepare {split_dir}")
+  with open(path, encoding="utf-8") as f:
+    manifest = json.load(f)
+  if require_complete and not manifest.get("complete"):
+    raise ValueError(f"{path}: data_prep has not finished this split "
+                     f"(rerun it to write the missing shards)")
+  return manifest
+
+
+def write_manifest(split_dir, manifest, planned_shards, finished_shards):
+  """Records the finished shards in ``manifest`` and writes it atomically.
+
+  Args:
+    split_dir: the prepared split's folder.
+    manifest: the settings part of the manifest; updated in place.
+    planned_shards: every shard of the split, in frame order: dicts
+      ``{"file", "subject", "frames": [start, stop]}``.
+    finished_shards: {file: entry} of the shards written so far, each entry
+      as in "shards" plus ``skipped_frames``, the "skipped" entries of its
+      frames.
+
+  Returns:
+    ``manifest``.
+  """
+  done = [finished_shards[s["file"]] for s in planned_shards
+          if s["file"] in finished_shards]
+  skipped = sorted((entry for s in done for entry in s["skipped_frames"]),
+                   key=lambda entry: entry["index"])
+  manifest.update({
+      "complete": len(done) == len(planned_shards),
+      "counts": {
+          "read": sum(s["read"] for s in done),
+          "written": sum(s["written"] for s in done),
+          "skipped": len(skipped),
+          "skipped_by_kind": {
+              kind: sum(1 for e in skipped if e["kind"] == kind)
+              for kind in sorted({e["kind"] for e in skipped})},
+      },
+      "planned_shards": list(planned_shards),
+      "shards": [{k: v for k, v in s.items() if k != "skipped_frames"}
+                 for s in done],
+      "skipped": skipped,
+  })
+  if any(s["subject"] is not None for s in planned_shards):
+    manifest["subjects"] = {}
+    for subject, group in itertools.groupby(manifest["shards"],
+                                            key=lambda s: s["subject"]):
+      group = list(group)
+      manifest["subjects"][subject] = {
+          "shards": [s["file"] for s in group],
+          "written": sum(s["written"] for s in group),
+          "skipped": sum(s["skipped"] for s in group),
+      }
+  path = manifest_path(split_dir)
+  with open(path + ".tmp", "w", encoding="utf-8") as f:
+    json.dump(manifest, f, indent=1)
+  os.replace(path + ".tmp", path)
+  return manifest
+
+
+def _select_shards(split_dir, manifest, subjects, exclude_subjects):
+  """The manifest's finished shards of the chosen subjects, in frame order."""
+  shards = manifest["shards"]
+  if subjects is None and exclude_subjects is None:
+    return shards
+  known = sorted({s["subject"] for s in shards if s["subject"] is not None})
+  if not known:
+    raise ValueError(f"{split_dir}: {manifest['dataset']} has no subjects to "
+                     f"filter by")
+  wanted = set(known if subjects is None else subjects)
+  wanted -= set(exclude_subjects or ())
+  unknown = (set(subjects or ()) | set(exclude_subjects or ())) - set(known)
+  if unknown:
+    raise ValueError(f"{split_dir}: unknown subjects {sorted(unknown)}; the "
+                     f"split has {known}")
+  return [s for s in shards if s["subject"] in wanted]
+
+
+def shard_paths(split_dir, manifest, subjects=None, exclude_subjects=None):
+  """Paths of the manifest's shards, in frame order, filtered by subject.
+
+  Args:
+    split_dir: the prepared split's folder.
+    manifest: its manifest (``read_manifest``).
+    subjects: keep only shards of these subjects (e.g. ``["P0", "P1"]``).
+    exclude_subjects: drop shards of these subjects (leave-one-subject-out).
+
+  Returns:
+    list of str paths.
+
+  Raises:
+    ValueError: a subject filter on a split without subjects, an unknown
+      subject, or nothing left to read.
+  """
+  shards = _select_shards(split_dir, manifest, subjects, exclude_subjects)
+  # Shards whose frames were all skipped are empty files: nothing to read.
+  paths = [os.path.join(split_dir, s["file"]) for s in shards if s["written"]]
+  if not paths:
+    raise ValueError(f"{split_dir}: no crops left to read after filtering")
+  return paths
+
+
+def count_crops(manifest, exclude_subjects=None):
+  """Crops written to the manifest's shards, without those of some subjects."""
+  excluded = set(exclude_subjects or ())
+  return sum(s["written"] for s in manifest["shards"]
+             if s.get("subject") not in excluded)
