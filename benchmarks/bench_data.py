@@ -1,9 +1,9 @@
 """Crops per second of data_prep and batches per second of the tf.data input.
 
-Renders frames with the synthetic generator (or, where it is missing, writes
-the test fixtures' frames), prepares them with 1 and with ``--workers``
-processes (wall time, so worker start-up counts: each spawned worker imports
-TensorFlow), times each step of one crop, then times
+Renders synthetic ICVL-layout frames and prepares them once as a warm-up
+(``data_preparation.prepare_synthetic_split``), prepares them again with 1
+and with ``--workers`` processes (wall time, so worker start-up counts: each
+spawned worker imports TensorFlow), times each step of one crop, then times
 ``input_pipeline.make_dataset`` at ``--batch``.
 
   python -m benchmarks.bench_data [--frames 256] [--workers 2] [--batch 32]
@@ -17,7 +17,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from data_prep import prepare
+from jgr_p2o_tf import data_preparation
 from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf import input_pipeline
@@ -25,24 +25,11 @@ from jgr_p2o_tf import tfrecords
 from jgr_p2o_tf.datasets import centres
 
 
-def _write_frames(root, num_frames):
-  """Writes a dataset; returns (dataset name, data_dir, split, description)."""
-  try:
-    from jgr_p2o_tf import synthetic  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    from tests import dataset_fixtures  # pylint: disable=g-import-not-at-top
-    dataset_fixtures.write_icvl(root, num_frames)
-    return "icvl", root, "train", "ICVL test-fixture frames"
-  synthetic.generate(os.path.join(root, "train"), num_frames, seed=0,
-                     layout="icvl", progress=False)
-  return "synthetic", root, "train", "synthetic ICVL-layout frames"
-
-
 def _crops_per_second(dataset, data_dir, split, out_dir, workers, shards):
   start = time.perf_counter()
-  manifest = prepare.prepare(dataset, data_dir, split, out_dir,
-                             num_shards=shards, workers=workers,
-                             progress=False)
+  manifest = data_preparation.prepare(dataset, data_dir, split, out_dir,
+                                      num_shards=shards, workers=workers,
+                                      progress=False)
   seconds = time.perf_counter() - start
   return manifest["counts"]["written"] / seconds, manifest
 
@@ -95,9 +82,12 @@ def main():
   flags = parser.parse_args()
 
   with tempfile.TemporaryDirectory() as root:
-    dataset, data_dir, split, description = _write_frames(
-        os.path.join(root, "raw"), flags.frames)
-    print(f"data_prep of {flags.frames} {description}, {os.cpu_count()} CPU "
+    dataset, data_dir, split = "synthetic", os.path.join(root, "raw"), "train"
+    data_preparation.prepare_synthetic_split(root, split, flags.frames, seed=0,
+                                             centres="computed",
+                                             workers=flags.workers)
+    print(f"data_prep of {flags.frames} synthetic ICVL-layout frames, "
+          f"{os.cpu_count()} CPU "
           "cores (wall time including worker start-up)")
     shards = 2 * flags.workers
     for workers in sorted({1, flags.workers}):

@@ -23,8 +23,9 @@ each batch size and frames/s = batch size / median. Inputs are NumPy arrays
 built once, so each call includes handing them to the backend, as a server
 does. A call counts as finished when its last output is on the host.
 
-"train" (TensorFlow) and "input" read synthetic records that
-``prepare_synthetic_records`` renders and prepares in a temporary folder.
+"train" (TensorFlow) and "input" read synthetic NYU-layout records that
+``data_preparation.prepare_synthetic_split`` renders and prepares in a
+temporary folder.
 Under JAX, what needs TensorFlow ("saved_model", "input") is skipped with a
 note in the report, and TensorFlow is never imported.
 
@@ -558,24 +559,6 @@ def benchmark_saved_model(model, settings, log):
 # Training -------------------------------------------------------------------
 
 
-def prepare_synthetic_records(root, num_frames):
-  """Renders and prepares ``num_frames`` synthetic NYU-layout crops.
-
-  Returns:
-    The prepared split's folder (manifest.json and TFRecord shards).
-  """
-  from data_prep import prepare  # pylint: disable=g-import-not-at-top
-  from jgr_p2o_tf.synthetic import writer  # pylint: disable=g-import-not-at-top
-  raw = os.path.join(root, "raw")
-  records = os.path.join(root, "records")
-  writer.generate(os.path.join(raw, "train"), num_frames, seed=0,
-                  layout=SKELETON, camera=DATASET.name, workers=1,
-                  progress=False)
-  prepare.prepare("synthetic", raw, "train", records, centres="ground_truth",
-                  workers=1, progress=False)
-  return records
-
-
 def _augmentation_cost_row(measurement, augmented, plain):
   percent = 100.0 * (augmented["median_ms"] / plain["median_ms"] - 1.0)
   row = {"part": "train", "measurement": measurement,
@@ -765,7 +748,10 @@ def run_benchmark(parts=PARTS, config=ModelConfig(), settings=Settings(),
       records_dir = None
       if backend == "tensorflow" and {"train", "input"} & set(parts):
         log(f"preparing {settings.record_frames} synthetic records")
-        records_dir = prepare_synthetic_records(root, settings.record_frames)
+        from jgr_p2o_tf import data_preparation  # pylint: disable=g-import-not-at-top
+        records_dir = data_preparation.prepare_synthetic_split(
+            root, "train", settings.record_frames, seed=0, layout=SKELETON,
+            camera=DATASET.name)
       for part in parts:
         if backend == "jax" and part in TENSORFLOW_PARTS:
           skipped.append({"part": part, "reason": "needs TensorFlow; skipped "

@@ -3,7 +3,7 @@
 ``load_model`` opens what the notebook is pointed at: a ``.keras`` file, a
 training run's model_dir or an exported SavedModel. ``quick_train`` makes a
 small model on synthetic frames when there is none, with the library's
-trainer. ``synthetic_split`` renders and prepares synthetic frames.
+trainer (its frames from ``data_preparation.prepare_synthetic_split``).
 ``run_on_records`` runs a model over the first crops of a prepared split and
 maps its joints back to millimetres; ``stack_outputs`` gives every stack's
 outputs for one crop. The figures are ``jgr_p2o_tf.visualize``'s.
@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from jgr_p2o_tf import data_preparation
 from jgr_p2o_tf import exporter
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf import inference
@@ -80,24 +81,6 @@ def load_model(path):
   return exporter.load_keras_model(path), skeleton
 
 
-def synthetic_split(work_dir, split, num_frames, seed, layout="icvl"):
-  """Renders synthetic frames and prepares them; returns the records' folder.
-
-  The raw frames go to ``{work_dir}/raw/{split}`` and the records, cropped
-  around the true hand centres, to ``{work_dir}/records/{split}``. A split
-  prepared before is reused.
-  """
-  from data_prep import prepare  # pylint: disable=g-import-not-at-top
-  from jgr_p2o_tf.synthetic import writer  # pylint: disable=g-import-not-at-top
-  records = os.path.join(work_dir, "records", split)
-  if not os.path.isfile(records_manifest.manifest_path(records)):
-    writer.generate(os.path.join(work_dir, "raw", split), num_frames, seed,
-                    layout=layout, workers=1, progress=False)
-    prepare.prepare("synthetic", os.path.join(work_dir, "raw"), split, records,
-                    centres="ground_truth", workers=1, progress=False)
-  return records
-
-
 def quick_train(work_dir, steps, num_frames=2048, layout="icvl", log=print):
   """Trains a small JGR-P2O model on synthetic frames; returns its model_dir.
 
@@ -105,15 +88,15 @@ def quick_train(work_dir, steps, num_frames=2048, layout="icvl", log=print):
   it has reached ``steps``.
 
   Args:
-    work_dir: folder for the frames (``synthetic_split``) and
+    work_dir: folder for the frames (``prepare_synthetic_split``) and
       ``{work_dir}/model``.
     steps: training steps of ``QUICK_TRAIN["batch_size"]`` frames.
     num_frames: synthetic training frames (seed 0).
     layout: joint layout of the frames.
     log: prints the trainer's line per epoch.
   """
-  train_dir = synthetic_split(work_dir, "train", num_frames, seed=0,
-                              layout=layout)
+  train_dir = data_preparation.prepare_synthetic_split(
+      work_dir, "train", num_frames, seed=0, layout=layout)
   steps_per_epoch = num_frames // QUICK_TRAIN["batch_size"]
   config = trainer.TrainConfig(
       train_dir=train_dir, model_dir=os.path.join(work_dir, "model"),

@@ -11,15 +11,11 @@ import pytest
 
 def make_synthetic_records(root, train_frames, test_frames, layout="icvl"):
   """Synthetic frames → prepared train/ and test/ records under ``root``."""
-  from data_prep import prepare  # pylint: disable=g-import-not-at-top
-  from jgr_p2o_tf.synthetic import writer  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import data_preparation  # pylint: disable=g-import-not-at-top
   for split, frames, seed in (("train", train_frames, 0),
                               ("test", test_frames, 1)):
-    writer.generate(os.path.join(root, "raw", split), frames, seed,
-                    layout=layout, workers=1, progress=False)
-    prepare.prepare("synthetic", os.path.join(root, "raw"), split,
-                    os.path.join(root, "records", split),
-                    centres="ground_truth", workers=1, progress=False)
+    data_preparation.prepare_synthetic_split(root, split, frames, seed,
+                                             layout=layout)
   return os.path.join(root, "records")
 
 

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from data_prep import prepare
+from jgr_p2o_tf import data_preparation
 from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf import input_pipeline
@@ -22,7 +22,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _prepare(dataset, data_dir, split, out_dir, **kwargs):
   kwargs.setdefault("progress", False)
-  return prepare.prepare(dataset, os.fspath(data_dir), split,
+  return data_preparation.prepare(dataset, os.fspath(data_dir), split,
                          os.fspath(out_dir), **kwargs)
 
 
@@ -212,15 +212,15 @@ def _empty_crop(root, frames, centres):
 
 
 BAD_CASES = {
-    "missing": (_missing, prepare.READ_ERROR, "missing file"),
-    "truncated": (_truncated, prepare.READ_ERROR, "truncated or corrupt"),
-    "not_png": (_not_png, prepare.READ_ERROR, "not a PNG"),
-    "eight_bit": (_eight_bit, prepare.READ_ERROR, "8-bit"),
-    "label_line": (_short_label_line, prepare.READ_ERROR, "line 2 has 45"),
-    "invalid_centre": (_invalid_centre, prepare.INVALID_CENTRE, "invalid"),
-    "centre_outside": (_centre_outside, prepare.CENTRE_OUTSIDE_FRAME,
+    "missing": (_missing, data_preparation.READ_ERROR, "missing file"),
+    "truncated": (_truncated, data_preparation.READ_ERROR, "truncated or corrupt"),
+    "not_png": (_not_png, data_preparation.READ_ERROR, "not a PNG"),
+    "eight_bit": (_eight_bit, data_preparation.READ_ERROR, "8-bit"),
+    "label_line": (_short_label_line, data_preparation.READ_ERROR, "line 2 has 45"),
+    "invalid_centre": (_invalid_centre, data_preparation.INVALID_CENTRE, "invalid"),
+    "centre_outside": (_centre_outside, data_preparation.CENTRE_OUTSIDE_FRAME,
                        "outside the 320×240 frame"),
-    "empty_crop": (_empty_crop, prepare.EMPTY_CROP, "no hand pixels"),
+    "empty_crop": (_empty_crop, data_preparation.EMPTY_CROP, "no hand pixels"),
 }
 
 
@@ -273,7 +273,7 @@ def test_a_rerun_with_skip_bad_resumes_a_stopped_run(tmp_path):
   manifest = _prepare("icvl", root, "train", out, num_shards=3, skip_bad=True)
   assert os.path.getmtime(out / "train-00000-of-00003.tfrecord") == 1e9
   assert manifest["counts"]["written"] == 2
-  assert manifest["counts"]["skipped_by_kind"] == {prepare.READ_ERROR: 1}
+  assert manifest["counts"]["skipped_by_kind"] == {data_preparation.READ_ERROR: 1}
 
 
 def test_computed_centre_of_an_empty_frame_is_skipped(tmp_path):
@@ -282,7 +282,7 @@ def test_computed_centre_of_an_empty_frame_is_skipped(tmp_path):
   cv2.imwrite(str(_png(root, frames[0])), np.zeros((240, 320), np.uint16))
   manifest = _prepare("icvl", root, "train", tmp_path / "out", skip_bad=True)
   [skipped] = manifest["skipped"]
-  assert skipped["kind"] == prepare.NO_CENTRE
+  assert skipped["kind"] == data_preparation.NO_CENTRE
   assert frames[0].frame_id in skipped["reason"]
   assert manifest["counts"]["written"] == 1
 
@@ -295,7 +295,7 @@ def test_msra_bin_of_the_wrong_size_is_skipped(tmp_path):
   manifest = _prepare("msra", root, "all", tmp_path / "out", skip_bad=True,
                       reader_kwargs={"subjects": ["P2"]})
   [skipped] = manifest["skipped"]
-  assert skipped["kind"] == prepare.READ_ERROR
+  assert skipped["kind"] == data_preparation.READ_ERROR
   assert os.fspath(path) in skipped["reason"] and "bytes" in skipped["reason"]
   assert manifest["subjects"]["P2"]["skipped"] == 1
 

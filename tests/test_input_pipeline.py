@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_prep import prepare
+from jgr_p2o_tf import data_preparation
 from jgr_p2o_tf import input_pipeline
 from jgr_p2o_tf import tfrecords
 from tests import dataset_fixtures
@@ -16,7 +16,7 @@ from tests import dataset_fixtures
 def icvl_dir(tmp_path_factory):
   root = tmp_path_factory.mktemp("icvl")
   dataset_fixtures.write_icvl(root / "raw", 10)
-  prepare.prepare("icvl", os.fspath(root / "raw"), "train",
+  data_preparation.prepare("icvl", os.fspath(root / "raw"), "train",
                   os.fspath(root / "out"), num_shards=3, progress=False)
   return os.fspath(root / "out")
 
@@ -26,7 +26,7 @@ def msra_dir(tmp_path_factory):
   root = tmp_path_factory.mktemp("msra")
   subjects = ["P0", "P1", "P2"]
   dataset_fixtures.write_msra(root / "raw", subjects=subjects)
-  prepare.prepare("msra", os.fspath(root / "raw"), "all",
+  data_preparation.prepare("msra", os.fspath(root / "raw"), "all",
                   os.fspath(root / "out"), num_shards=2, progress=False,
                   reader_kwargs={"subjects": subjects})
   return os.fspath(root / "out")

@@ -1,12 +1,16 @@
 """Converts a raw dataset split into sharded TFRecords of hand crops.
 
+``prepare`` is the library function behind ``python -m data_prep``;
+``prepare_synthetic_split`` renders synthetic frames and prepares them in one
+call (tests, the notebook, benchmarks).
+
 Each frame becomes one example (``jgr_p2o_tf.tfrecords``): the 96×96
 normalized depth crop around the hand centre, the normalized joints, the
 full-frame joints and the crop metadata that maps predictions back to the
 frame. The frames are cut into shards, each a contiguous range of frames that
 one worker writes to ``NAME.tmp`` and renames to ``NAME`` once complete, so a
-shard under its final name is always whole. ``manifest.json``, rewritten after
-every shard, records the settings, the finished shards and the skipped
+shard under its final name is always whole. The manifest
+(``records_manifest``), rewritten after every shard, records the settings, the finished shards and the skipped
 frames; a rerun with the same settings keeps the finished shards and writes
 only the others. MSRA is sharded per subject (``P3-00000-of-00002.tfrecord``)
 for leave-one-subject-out training.
@@ -184,6 +188,39 @@ def prepare(dataset, data_dir, split, out_dir, *, centres="computed",
     else:
       _run_workers(reader, job, todo, workers, bar.update, on_shard)
   return records_manifest.write_manifest(out_dir, manifest, planned, finished)
+
+
+def prepare_synthetic_split(work_dir, split, num_frames, seed, *,
+                            layout="icvl", camera="icvl",
+                            centres="ground_truth", workers=1):
+  """Renders synthetic frames and prepares them; returns the records' folder.
+
+  The raw frames go to ``{work_dir}/raw/{split}`` (``synthetic.generate``)
+  and the records to ``{work_dir}/records/{split}``. A split whose records
+  are complete is reused as it is.
+
+  Args:
+    work_dir: the folder holding ``raw/`` and ``records/``.
+    split: the split's folder name, e.g. "train".
+    num_frames: frames to render.
+    seed: the synthetic dataset's seed.
+    layout: joint layout of the labels.
+    camera: the dataset whose camera the generator imitates.
+    centres: "ground_truth" (crops around the true hand centres) or
+      "computed", as for ``prepare``.
+    workers: processes rendering and preparing.
+  """
+  from jgr_p2o_tf.synthetic import writer  # pylint: disable=g-import-not-at-top
+  raw = os.path.join(work_dir, "raw")
+  records = os.path.join(work_dir, "records", split)
+  try:
+    records_manifest.read_manifest(records)
+  except (FileNotFoundError, ValueError):
+    writer.generate(os.path.join(raw, split), num_frames, seed, layout=layout,
+                    camera=camera, workers=workers, progress=False)
+    prepare("synthetic", raw, split, records, centres=centres,
+            workers=workers, progress=False)
+  return records
 
 
 def _plan_shards(reader, split, num_shards):

@@ -1,0 +1,84 @@
+"""Prepares one dataset split as TFRecord shards of hand crops.
+
+  python -m data_prep --dataset=icvl --data_dir=/data/icvl --split=train \\
+      --out_dir=/data/tfrecords/icvl_train [--centres=computed] [--workers=8]
+
+(``jgr-p2o-prepare`` and ``python -m jgr_p2o_tf.prepare`` are the same
+command; ``jgr_p2o_tf.data_preparation`` is the library behind it.)
+
+MSRA (split "all") is written per subject; choose subjects with --subjects.
+A bad frame stops the run with one line naming the file and frame (finished
+shards are kept; rerun to resume), or is skipped with --skip_bad.
+"""
+
+import os
+
+from absl import flags
+
+from jgr_p2o_tf import cli
+from jgr_p2o_tf import data_preparation
+from jgr_p2o_tf import dataset_profiles
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("dataset", None, dataset_profiles.NAMES,
+                  "Which raw dataset.")
+flags.DEFINE_string("data_dir", None, "The raw dataset's root folder.")
+flags.DEFINE_string("split", None,
+                    "train or test (NYU, ICVL), all (MSRA), or the synthetic "
+                    "split's folder name.")
+flags.DEFINE_string("out_dir", None,
+                    "Where the shards and manifest.json go (one split).")
+flags.DEFINE_string("centres", "computed",
+                    "Hand centres: computed (from the depth), ground_truth "
+                    "(from the labels, for synthetic data) or a centre file, "
+                    "one 'x y z' or 'invalid' line per frame.")
+flags.DEFINE_bool("v2v_centres", False,
+                  "The --centres file is one of V2V-PoseNet's, in the "
+                  "dataset's own axes.")
+flags.DEFINE_list("cube_mm", None,
+                  "Cube edge in mm, or three edges x,y,z; default the "
+                  "dataset's.")
+flags.DEFINE_integer("num_shards", None,
+                     "Shards of the split (of each subject for MSRA); default "
+                     f"one per {data_preparation.FRAMES_PER_SHARD} frames.",
+                     lower_bound=1)
+flags.DEFINE_integer("workers", os.cpu_count(),
+                     "Worker processes writing shards.", lower_bound=1)
+flags.DEFINE_bool("skip_bad", False,
+                  "Skip bad frames (listed in the manifest) instead of "
+                  "stopping at the first.")
+flags.DEFINE_list("subjects", None, "MSRA: the subjects to read (P0..P8).")
+flags.mark_flags_as_required(["dataset", "data_dir", "split", "out_dir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise ValueError(f"unexpected arguments {argv[1:]}")
+  cube_mm = None
+  if FLAGS.cube_mm:
+    try:
+      cube_mm = [float(c) for c in FLAGS.cube_mm]
+    except ValueError:
+      raise ValueError(f"--cube_mm={','.join(FLAGS.cube_mm)}: expected one "
+                       "or three numbers") from None
+    if len(cube_mm) not in (1, 3):
+      raise ValueError(f"--cube_mm={','.join(FLAGS.cube_mm)}: expected one "
+                       "or three numbers")
+  reader_kwargs = {"subjects": FLAGS.subjects} if FLAGS.subjects else {}
+  manifest = data_preparation.prepare(
+      FLAGS.dataset, FLAGS.data_dir, FLAGS.split, FLAGS.out_dir,
+      centres=FLAGS.centres, v2v_centres=FLAGS.v2v_centres, cube_mm=cube_mm,
+      num_shards=FLAGS.num_shards, workers=FLAGS.workers,
+      skip_bad=FLAGS.skip_bad, reader_kwargs=reader_kwargs)
+  counts = manifest["counts"]
+  print(f"{FLAGS.out_dir}: {counts['written']} crops in "
+        f"{len(manifest['shards'])} shards, {counts['skipped']} frames "
+        "skipped")
+
+
+def run():
+  cli.run(main)
+
+
+if __name__ == "__main__":
+  run()
