@@ -72,13 +72,13 @@ def _model_report():
   from jgr_p2o_tf import metrics  # pylint: disable=g-import-not-at-top
   from jgr_p2o_tf import model as _  # pylint: disable=g-import-not-at-top,unused-import
   from jgr_p2o_tf import records_manifest  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import run_dir  # pylint: disable=g-import-not-at-top
   path = _MODEL_DIR.value
   if os.path.isdir(path):
-    candidates = [os.path.join(path, n) for n in ("best.keras", "last.keras")]
-    path = next((c for c in candidates if os.path.exists(c)), candidates[-1])
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"--model_dir={_MODEL_DIR.value}: no best.keras "
-                            f"or last.keras (has the trainer run?)")
+    path = run_dir.best_or_last_model(path)
+  elif not os.path.exists(path):
+    raise FileNotFoundError(f"--model_dir={path}: no such .keras file or "
+                            "training run")
   model = keras.models.load_model(path)
   skeleton = records_manifest.read_manifest(_DATA_DIR.value)["skeleton"]
   predictions = evaluation.predict_records(model, _DATA_DIR.value,

@@ -1,7 +1,8 @@
 """Hand poses from depth images with an exported SavedModel.
 
 ``Predictor`` loads a SavedModel written by ``exporter.export_saved_model``
-and runs its signatures on NumPy arrays; ``read_depth`` reads one depth image
+(its signatures and metadata: ``saved_model_contract``) and runs its
+signatures on NumPy arrays; ``read_depth`` reads one depth image
 with the dataset readers' functions; ``predict_files`` and
 ``write_predictions`` are what ``python -m jgr_p2o_tf.infer`` does.
 
@@ -20,8 +21,8 @@ import os
 import numpy as np
 
 from jgr_p2o_tf import dataset_profiles
-from jgr_p2o_tf import exporter
 from jgr_p2o_tf import geometry
+from jgr_p2o_tf import saved_model_contract
 from jgr_p2o_tf import skeletons
 from jgr_p2o_tf.datasets import centres
 from jgr_p2o_tf.datasets import frame as frame_lib
@@ -34,7 +35,7 @@ class Predictor:
   """An exported model, run by TensorFlow alone: no Keras, no model code.
 
   Attributes:
-    metadata: the SavedModel's metadata dict (``exporter.build_metadata``).
+    metadata: the SavedModel's metadata dict (``saved_model_contract``).
     skeleton: its Skeleton.
     camera: the default Camera stored at export, or None.
   """
@@ -47,17 +48,14 @@ class Predictor:
                               f"SavedModel of python -m jgr_p2o_tf.export")
     self.saved_model_dir = saved_model_dir
     self._loaded = tf.saved_model.load(saved_model_dir)
-    metadata_file = getattr(self._loaded, "metadata_file", None)
-    if metadata_file is None:
-      raise ValueError(f"{saved_model_dir}: a SavedModel without the "
-                       f"{exporter.METADATA_FILE} asset of jgr_p2o_tf.export")
-    with open(metadata_file.asset_path.numpy().decode(), encoding="utf-8") as f:
-      self.metadata = json.load(f)
+    self.metadata = saved_model_contract.read_metadata(self._loaded,
+                                                       saved_model_dir)
     self.skeleton = skeletons.get_skeleton(self.metadata["skeleton"])
     camera = self.metadata.get("camera")
     self.camera = None if camera is None else geometry.Camera(**camera)
-    self._full_frame = self._loaded.signatures[exporter.SIGNATURE_FULL_FRAME]
-    self._crop = self._loaded.signatures[exporter.SIGNATURE_CROP]
+    self._full_frame = self._loaded.signatures[
+        saved_model_contract.SIGNATURE_FULL_FRAME]
+    self._crop = self._loaded.signatures[saved_model_contract.SIGNATURE_CROP]
 
   @property
   def cube_mm(self):

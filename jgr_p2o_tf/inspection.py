@@ -15,11 +15,11 @@ import os
 import numpy as np
 
 from jgr_p2o_tf import data_preparation
-from jgr_p2o_tf import exporter
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf import inference
 from jgr_p2o_tf import input_pipeline
 from jgr_p2o_tf import records_manifest
+from jgr_p2o_tf import run_dir
 from jgr_p2o_tf import skeletons
 from jgr_p2o_tf import trainer
 
@@ -67,18 +67,16 @@ def load_model(path):
     return model, model.predictor.skeleton.name
   if os.path.isdir(path):
     model_dir = path
-    best = os.path.join(path, "best.keras")
-    path = best if os.path.isfile(best) else exporter.resolve_model_path(
-        path, "last")
+    path = run_dir.best_or_last_model(path)
   elif path.endswith(".keras") and os.path.isfile(path):
     model_dir = os.path.dirname(path)
   else:
     raise FileNotFoundError(f"{path}: not a .keras file, a training run's "
                             f"model_dir or a SavedModel folder")
-  config = os.path.join(model_dir, "config.json")
-  skeleton = (exporter.read_train_config(model_dir).get("skeleton") or None
+  config = os.path.join(model_dir, run_dir.CONFIG_FILE)
+  skeleton = (run_dir.read_train_config(model_dir).get("skeleton") or None
               if os.path.isfile(config) else None)
-  return exporter.load_keras_model(path), skeleton
+  return run_dir.load_keras_model(path), skeleton
 
 
 def quick_train(work_dir, steps, num_frames=2048, layout="icvl", log=print):

@@ -27,7 +27,6 @@ from matplotlib.backends import backend_agg
 import numpy as np
 
 from jgr_p2o_tf import dataset_profiles
-from jgr_p2o_tf import geometry
 from jgr_p2o_tf import metrics
 from jgr_p2o_tf import skeletons
 

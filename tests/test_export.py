@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from jgr_p2o_tf import batch_norm_folding
 from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import exporter
 from jgr_p2o_tf import geometry
@@ -171,7 +172,7 @@ def test_default_model_in_fresh_process(nyu_export, tmp_path):
 
 def test_fold_batch_norm_keeps_outputs():
   model = small_model()
-  folded, count = exporter.fold_batch_norm(model)
+  folded, count = batch_norm_folding.fold_batch_norm(model)
   top_level_bns = [l for l in model.layers if "BatchNormalization" in
                    type(l).__name__]
   assert count == len(top_level_bns) > 0

@@ -1,0 +1,48 @@
+"""How fast the network, its SavedModel, training and the input pipeline run.
+
+``run_benchmark`` (``report``) is what ``python -m jgr_p2o_tf.bench`` calls.
+It measures, on a randomly initialised model of the NYU layout (14 joints,
+96×96 crops):
+
+  * "model": the Keras model called as users call it,
+    ``model(x, training=False)`` (eager), and, under TensorFlow, the same call
+    in a ``tf.function`` without XLA;
+  * "xla": the same call compiled: ``tf.function(jit_compile=True)``, or
+    under JAX ``jax.jit`` of ``model.stateless_call``;
+  * "saved_model": the model exported by ``exporter.export_saved_model`` and
+    loaded back: its "crop" signature and its full-frame
+    "serving_default" signature, whose crop (640×480 NYU frame) runs in the
+    graph;
+  * "train": under TensorFlow the project's ``Trainer.train_step`` at batch
+    32, augmentation on and off, XLA on and off; under JAX a jitted
+    ``jax.value_and_grad`` of ``losses.jgr_p2o_loss`` through Keras'
+    stateless API with ``keras.optimizers.Adam.stateless_apply``;
+  * "input": batches per second of ``input_pipeline.make_dataset`` alone.
+
+Inference rows give the median and 90th percentile wall time of one call at
+each batch size and frames/s = batch size / median. Inputs are NumPy arrays
+built once, so each call includes handing them to the backend, as a server
+does. A call counts as finished when its last output is on the host.
+
+"train" (TensorFlow) and "input" read synthetic NYU-layout records that
+``data_preparation.prepare_synthetic_split`` renders and prepares in a
+temporary folder. Under JAX, what needs TensorFlow ("saved_model", "input") is skipped with a
+note in the report, and TensorFlow is never imported.
+
+FLOPs are counted analytically from the Keras model's layers
+(``jgr_p2o_tf.flops``).
+
+Modules: ``workload`` (the network, its inputs, ``Settings``), ``timing``
+(wall times, result rows, targets), ``machine`` (the machine and software),
+``inference_speed`` and ``training_speed`` (the parts), ``report`` (the whole
+run and its table).
+"""
+
+from jgr_p2o_tf.benchmark.report import PARTS
+from jgr_p2o_tf.benchmark.report import format_report
+from jgr_p2o_tf.benchmark.report import run_benchmark
+from jgr_p2o_tf.benchmark.workload import ModelConfig
+from jgr_p2o_tf.benchmark.workload import Settings
+
+__all__ = ["PARTS", "ModelConfig", "Settings", "format_report",
+           "run_benchmark"]

@@ -1,0 +1,179 @@
+"""The whole benchmark: the chosen parts on this backend, and its table."""
+
+import dataclasses
+import math
+import os
+import tempfile
+
+import keras
+
+from jgr_p2o_tf import flops as flops_lib
+from jgr_p2o_tf import skeletons
+from jgr_p2o_tf.benchmark import inference_speed as inference
+from jgr_p2o_tf.benchmark import machine as machine_lib
+from jgr_p2o_tf.benchmark import timing
+from jgr_p2o_tf.benchmark import training_speed as training
+from jgr_p2o_tf.benchmark import workload
+
+PARTS = ("model", "xla", "saved_model", "train", "input")
+TENSORFLOW_PARTS = ("saved_model", "input")
+BACKENDS = ("tensorflow", "jax")
+
+
+def _check_arguments(parts, config, backend):
+  unknown = [p for p in parts if p not in PARTS]
+  if unknown or not parts:
+    raise ValueError(f"parts must be some of {', '.join(PARTS)}; got "
+                     f"{', '.join(parts) or 'none'}")
+  if backend not in BACKENDS:
+    raise ValueError(f"KERAS_BACKEND={backend} is not supported; use one of "
+                     f"{', '.join(BACKENDS)}")
+  if config.mixed_precision not in workload.MIXED_PRECISION:
+    raise ValueError(f"mixed_precision={config.mixed_precision!r} is not one "
+                     f"of {', '.join(workload.MIXED_PRECISION)}")
+  if (backend == "jax" and "train" in parts and
+      config.mixed_precision == "float16"):
+    raise ValueError("float16 training needs loss scaling, which the JAX "
+                     "training step does not do; use bfloat16 or none")
+
+
+def run_benchmark(parts=PARTS, config=workload.ModelConfig(),
+                  settings=workload.Settings(), log=print):
+  """Runs the chosen parts of the benchmark on the current Keras backend.
+
+  Args:
+    parts: names from ``PARTS``.
+    config: ModelConfig of the timed network.
+    settings: Settings (iterations, batch sizes).
+    log: called with a line before each measurement.
+
+  Returns:
+    The report, a JSON-serialisable dict: "machine", "model" (parameters,
+    FLOPs), "settings", "results" (one row per measurement: part,
+    measurement, batch_size, runs, median_ms, p90_ms, frames_per_s,
+    first_call_s, target, target_met, reference; augmentation cost rows
+    have percent instead of times), "skipped" (part, reason) and "notes"
+    (lines on how to read the rows).
+
+  Raises:
+    ValueError: an unknown part, backend or mixed precision, or settings out
+      of range.
+  """
+  backend = keras.backend.backend()
+  _check_arguments(parts, config, backend)
+  parts = [p for p in PARTS if p in parts]
+  settings.validate()
+  machine = machine_lib.machine_info()
+  previous_policy = keras.config.dtype_policy()
+  try:
+    model = workload.build_benchmark_model(config)
+    flops = flops_lib.count_flops(model)
+    results, skipped, notes = [], [], [timing.TIMING_NOTE]
+    with tempfile.TemporaryDirectory() as root:
+      records_dir = None
+      if backend == "tensorflow" and {"train", "input"} & set(parts):
+        log(f"preparing {settings.record_frames} synthetic records")
+        from jgr_p2o_tf import data_preparation  # pylint: disable=g-import-not-at-top
+        records_dir = data_preparation.prepare_synthetic_split(
+            root, "train", settings.record_frames, seed=0,
+            layout=workload.SKELETON, camera=workload.DATASET.name)
+      for part in parts:
+        if backend == "jax" and part in TENSORFLOW_PARTS:
+          skipped.append({"part": part, "reason": "needs TensorFlow; skipped "
+                                                  "under KERAS_BACKEND=jax"})
+        elif part == "model":
+          results += inference.benchmark_eager(model, settings, log)
+          if backend == "tensorflow":
+            results += inference.benchmark_tf_graph(model, settings, log)
+        elif part == "xla":
+          results += (inference.benchmark_tf_xla if backend == "tensorflow"
+                      else inference.benchmark_jax_jit)(model, settings, log)
+        elif part == "saved_model":
+          results += inference.benchmark_saved_model(model, settings, log)
+        elif part == "train" and backend == "tensorflow":
+          results += training.benchmark_tf_training(records_dir, config,
+                                                    settings, log)
+        elif part == "train":
+          results += training.benchmark_jax_training(model, settings, log)
+          notes.append(training.JAX_TRAINING_NOTE)
+        else:
+          results += training.benchmark_input(records_dir, settings, log)
+  finally:
+    keras.config.set_dtype_policy(previous_policy)
+  machine["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+  return {
+      "benchmark": "jgr_p2o_tf.bench",
+      "machine": machine,
+      "model": {
+          "skeleton": workload.SKELETON,
+          "num_joints": skeletons.get_skeleton(workload.SKELETON).num_joints,
+          "input_size": workload.CROP_SIZE,
+          **dataclasses.asdict(config),
+          "dtype_policy": config.dtype_policy,
+          "parameters": int(model.count_params()),
+          "trainable_parameters": int(sum(
+              math.prod(v.shape) for v in model.trainable_variables)),
+          "flops_per_frame": flops["total"],
+          "flops_breakdown": {k: v for k, v in flops.items() if k != "total"},
+          "flops_method": "analytic, count_flops: 2 × multiply-accumulates "
+                          "of convolutions, dense layers and matrix "
+                          "products; elementwise ops not counted",
+      },
+      "settings": {"parts": parts, **dataclasses.asdict(settings)},
+      "results": results,
+      "skipped": skipped,
+      "notes": notes,
+  }
+
+
+def _number(value, digits):
+  return "" if value is None else f"{value:.{digits}f}"
+
+
+def format_report(report):
+  """The report as text: machine, model, a table of the rows, notes."""
+  machine, model = report["machine"], report["model"]
+  lines = [
+      f"{machine['date']}  {machine['cpu_model']}, {machine['cpu_cores']} "
+      f"cores ({machine['cpu_cores_usable']} usable), "
+      f"{machine['memory_gib']} GiB; accelerators: "
+      f"{', '.join(machine['accelerators']) or 'none'}",
+      f"backend {machine['backend']}, keras {machine['keras']}, tensorflow "
+      f"{machine['tensorflow']}, jax {machine['jax']}, python "
+      f"{machine['python']}; load average "
+      f"{' '.join(map(str, machine['load_average']))} at start, "
+      f"{' '.join(map(str, machine['load_average_end']))} at end",
+      f"JGR-P2O, {model['num_stacks']} stacks, {model['num_features']} "
+      f"features, {model['num_joints']} joints ({model['skeleton']}), "
+      f"{model['input_size']}×{model['input_size']} crop, "
+      f"{model['dtype_policy']}: {model['parameters']:,} parameters "
+      f"({model['trainable_parameters']:,} trainable), "
+      f"{model['flops_per_frame'] / 1e9:.3f} GFLOPs per frame "
+      f"({model['flops_method']})",
+      "",
+  ]
+  header = ("part", "measurement", "batch", "median ms", "p90 ms",
+            "frames/s", "other", "target", "met")
+  table = [header]
+  for row in report["results"]:
+    other = ""
+    if "percent" in row:
+      other = f"{row['percent']:+.1f}%"
+    elif "batches_per_s" in row:
+      other = f"{row['batches_per_s']:.1f} batches/s"
+    target = "; ".join(t for t in (row["target"], row["reference"]) if t)
+    met = {None: "", True: "pass", False: "miss"}[row["target_met"]]
+    table.append((row["part"], row["measurement"], str(row["batch_size"]),
+                  _number(row.get("median_ms"), 2),
+                  _number(row.get("p90_ms"), 2),
+                  _number(row.get("frames_per_s"), 1), other, target, met))
+  widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+  numeric = {2, 3, 4, 5, 6}
+  for r in table:
+    lines.append("  ".join(
+        (cell.rjust(w) if i in numeric else cell.ljust(w))
+        for i, (cell, w) in enumerate(zip(r, widths))).rstrip())
+  lines += [f"note: {skip['part']}: {skip['reason']}"
+            for skip in report["skipped"]]
+  lines += [f"note: {note}" for note in report["notes"]]
+  return "\n".join(lines)

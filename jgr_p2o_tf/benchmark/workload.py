@@ -1,0 +1,127 @@
+"""What the benchmark times: the network, its inputs, and for how long."""
+
+import dataclasses
+
+import keras
+import numpy as np
+
+from jgr_p2o_tf import dataset_profiles
+from jgr_p2o_tf import geometry
+from jgr_p2o_tf import model as model_lib
+from jgr_p2o_tf import skeletons
+
+MIXED_PRECISION = ("none", "bfloat16", "float16")
+# The paper's headline model: NYU's 14 joints, 1.4M parameters.
+DATASET = dataset_profiles.NYU
+SKELETON = DATASET.skeleton
+CROP_SIZE = geometry.CROP_SIZE
+TRAIN_BATCH_SIZE = 32
+LEARNING_RATE = 1e-4
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """The network that is timed."""
+  num_stacks: int = 2
+  num_features: int = 128
+  mixed_precision: str = "none"
+
+  @property
+  def dtype_policy(self):
+    if self.mixed_precision == "none":
+      return "float32"
+    return f"mixed_{self.mixed_precision}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+  """How long to measure.
+
+  Attributes:
+    batch_sizes: inference batch sizes; batch 1 is timed ``latency_runs``
+      times, the others ``throughput_runs`` times. Under JAX the ones above 1
+      are also the training batch sizes.
+    latency_runs: timed calls at batch 1.
+    throughput_runs: timed calls at larger batches.
+    warmup_runs: untimed calls before timing (the first one traces and
+      compiles).
+    train_steps: timed training steps per configuration.
+    train_jit_compile: the XLA settings ``Trainer.train_step`` is timed with
+      (TensorFlow).
+    input_batches: batches read from the input pipeline.
+    record_frames: synthetic frames prepared for "train" and "input".
+  """
+  batch_sizes: tuple = (1, 32, 256)
+  latency_runs: int = 100
+  throughput_runs: int = 10
+  warmup_runs: int = 3
+  train_steps: int = 20
+  train_jit_compile: tuple = (True, False)
+  input_batches: int = 100
+  record_frames: int = 256
+
+  @classmethod
+  def quick(cls, latency_runs=None, batch_sizes=(1, 32, 256)):
+    """Few iterations: checks that everything runs, figures are rough."""
+    return cls(batch_sizes=tuple(batch_sizes),
+               latency_runs=10 if latency_runs is None else latency_runs,
+               throughput_runs=2,
+               warmup_runs=1, train_steps=3, input_batches=10,
+               record_frames=64)
+
+  def validate(self):
+    """Raises ValueError naming a setting out of range."""
+    if not self.batch_sizes or min(self.batch_sizes) < 1:
+      raise ValueError(f"batch sizes must be positive, got "
+                       f"{list(self.batch_sizes)}")
+    for name in ("latency_runs", "throughput_runs", "warmup_runs",
+                 "train_steps", "input_batches"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"{name} must be at least 1, got "
+                         f"{getattr(self, name)}")
+    if self.record_frames < TRAIN_BATCH_SIZE:
+      raise ValueError(f"record_frames must be at least one training batch "
+                       f"({TRAIN_BATCH_SIZE}), got {self.record_frames}")
+
+def random_crops(batch_size, seed=0):
+  """(B, S, S, 1) float32 normalized crops: a disc of hand, background 1."""
+  rng = np.random.default_rng(seed)
+  crops = np.ones((batch_size, CROP_SIZE, CROP_SIZE, 1), np.float32)
+  yy, xx = np.mgrid[:CROP_SIZE, :CROP_SIZE]
+  hand = (yy - CROP_SIZE / 2) ** 2 + (xx - CROP_SIZE / 2) ** 2 < (
+      0.35 * CROP_SIZE) ** 2
+  crops[:, hand] = rng.uniform(-0.8, 0.8, (batch_size, hand.sum(), 1))
+  return crops
+
+
+def random_joints_uvz(batch_size, num_joints, seed=0):
+  """(B, N, 3) float32 normalized UVZ inside the crop."""
+  rng = np.random.default_rng(seed)
+  joints = rng.uniform(0.2, 0.8, (batch_size, num_joints, 3))
+  joints[..., 2] = 2 * joints[..., 2] - 1
+  return joints.astype(np.float32)
+
+
+def full_frames(batch_size, camera=DATASET.camera, hand_z_mm=500.0):
+  """Frames with a hand-sized blob at the principal point, and its centre.
+
+  Returns:
+    (depth (B, H, W) float32 mm, centre_xyz (B, 3), intrinsics (B, 4)).
+  """
+  yy, xx = np.mgrid[:camera.height, :camera.width]
+  radius = 0.5 * 150.0 * camera.fx / hand_z_mm  # a 150 mm wide blob
+  frame = np.where((yy - camera.cy) ** 2 + (xx - camera.cx) ** 2 < radius ** 2,
+                   hand_z_mm, 0.0).astype(np.float32)
+  depth = np.broadcast_to(frame, (batch_size,) + frame.shape).copy()
+  centre = np.tile(np.float32([0.0, 0.0, hand_z_mm]), (batch_size, 1))
+  intrinsics = np.tile(camera.intrinsics, (batch_size, 1))
+  return depth, centre, intrinsics
+
+
+def build_benchmark_model(config):
+  """A randomly initialised JGR-P2O of the NYU layout under the config."""
+  keras.config.set_dtype_policy(config.dtype_policy)
+  return model_lib.build_model(
+      skeletons.get_skeleton(SKELETON).num_joints,
+      num_stacks=config.num_stacks, num_features=config.num_features,
+      skeleton=SKELETON)

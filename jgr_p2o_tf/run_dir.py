@@ -1,0 +1,121 @@
+"""A training run's folder (``--model_dir``): its models and its config.
+
+The trainer writes ``best.keras`` (lowest validation error), ``last.keras``
+(latest epoch) and ``config.json`` (the resolved TrainConfig) there; the
+exporter, the evaluator and the notebook open runs through this module.
+"""
+
+import json
+import os
+
+from jgr_p2o_tf import records_manifest
+from jgr_p2o_tf import skeletons
+
+MODEL_CHOICES = ("best", "last")
+CONFIG_FILE = "config.json"
+MIXED_PRECISION = ("none", "bfloat16", "float16")
+
+
+def resolve_model_path(model_dir, model="best"):
+  """``best``/``last`` → ``{model_dir}/{model}.keras``; else a .keras path."""
+  if model in MODEL_CHOICES:
+    path = os.path.join(model_dir, f"{model}.keras")
+  elif model.endswith(".keras"):
+    path = model
+  else:
+    raise ValueError(f"--model={model!r} must be best, last or a path to a "
+                     f".keras file")
+  if not os.path.isfile(path):
+    hint = (" (train writes best.keras only when it validates)"
+            if model == "best" else "")
+    raise FileNotFoundError(f"{path}: no such model{hint}")
+  return path
+
+
+def best_or_last_model(model_dir):
+  """The run's best.keras, or last.keras when it never validated."""
+  for model in MODEL_CHOICES:
+    path = os.path.join(model_dir, f"{model}.keras")
+    if os.path.isfile(path):
+      return path
+  raise FileNotFoundError(f"{model_dir}: no best.keras or last.keras (has "
+                          f"the trainer run?)")
+
+
+def read_train_config(model_dir):
+  """The training run's config.json as a dict."""
+  path = os.path.join(model_dir, CONFIG_FILE)
+  try:
+    with open(path, encoding="utf-8") as f:
+      config = json.load(f)
+  except FileNotFoundError:
+    raise FileNotFoundError(f"{path} not found: --model_dir must be the "
+                            f"--model_dir of a training run") from None
+  except (OSError, json.JSONDecodeError) as e:
+    raise ValueError(f"{path}: cannot read the training config ({e})") from None
+  if not isinstance(config, dict):
+    raise ValueError(f"{path}: not a training config (a JSON object)")
+  return config
+
+
+def training_manifest(config):
+  """The manifest of the run's training records, or None if they are gone."""
+  try:
+    return records_manifest.read_manifest(config.get("train_dir", ""),
+                                          require_complete=False)
+  except FileNotFoundError:
+    return None
+
+
+def load_keras_model(path, config=None, mixed_precision="none"):
+  """Loads a saved .keras model, optionally as a mixed precision copy.
+
+  Args:
+    path: the .keras file.
+    config: the training config dict (``read_train_config``); needed for
+      mixed precision (``mixed_precision_copy``).
+    mixed_precision: "none", "bfloat16" or "float16": the copy computes in
+      that dtype with float32 weights (Keras' ``mixed_*`` policies).
+
+  Returns:
+    keras.Model.
+  """
+  import keras  # pylint: disable=g-import-not-at-top
+  # Registers the project's Keras classes, which the file names.
+  from jgr_p2o_tf import model as _  # pylint: disable=g-import-not-at-top,unused-import
+  if mixed_precision not in MIXED_PRECISION:
+    raise ValueError(f"mixed_precision={mixed_precision!r} is not one of "
+                     f"{', '.join(MIXED_PRECISION)}")
+  try:
+    model = keras.saving.load_model(path, compile=False)
+  except (OSError, ValueError) as e:
+    raise ValueError(f"{path}: cannot load the Keras model ({e})") from None
+  if mixed_precision == "none":
+    return model
+  if config is None:
+    raise ValueError("mixed precision export needs the training config to "
+                     "rebuild the model")
+  return mixed_precision_copy(model, config, mixed_precision)
+
+
+def mixed_precision_copy(model, config, mixed_precision):
+  """``model``'s weights in the same network built under ``mixed_{dtype}``.
+
+  The network is rebuilt from the run's training config, as the trainer
+  builds it.
+  """
+  import keras  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import trainer  # pylint: disable=g-import-not-at-top
+  try:
+    train_config = trainer.TrainConfig(**config)
+  except TypeError as e:
+    raise ValueError(f"config.json does not fit TrainConfig ({e})") from None
+  num_joints = skeletons.get_skeleton(train_config.skeleton).num_joints
+  previous = keras.config.dtype_policy()
+  keras.config.set_dtype_policy(f"mixed_{mixed_precision}")
+  try:
+    mixed = trainer.build_model_from_config(train_config, num_joints)
+  finally:
+    keras.config.set_dtype_policy(previous)
+  mixed.set_weights(model.get_weights())
+  return mixed
