@@ -6,23 +6,33 @@ and with ``--workers`` processes (wall time, so worker start-up counts: each
 spawned worker imports TensorFlow), times each step of one crop, then times
 ``input_pipeline.make_dataset`` at ``--batch``.
 
-  python -m benchmarks.bench_data [--frames 256] [--workers 2] [--batch 32]
+  python -m benchmarks.bench_data [--frames=256] [--workers=2] [--batch=32]
 """
 
-import argparse
 import os
 import tempfile
 import time
 
+from absl import flags
 import numpy as np
 import tensorflow as tf
 
+from jgr_p2o_tf import cli
 from jgr_p2o_tf import data_preparation
 from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf import input_pipeline
 from jgr_p2o_tf import tfrecords
 from jgr_p2o_tf.datasets import centres
+
+_FRAMES = flags.DEFINE_integer("frames", 256, "Synthetic frames to prepare.",
+                               lower_bound=1)
+_WORKERS = flags.DEFINE_integer("workers", 2, "Worker processes compared "
+                                "with one.", lower_bound=1)
+_BATCH = flags.DEFINE_integer("batch", 32, "Batch size of the input pipeline.",
+                              lower_bound=1)
+_BATCHES = flags.DEFINE_integer("batches", 200, "Batches timed per row.",
+                                lower_bound=1)
 
 
 def _crops_per_second(dataset, data_dir, split, out_dir, workers, shards):
@@ -73,32 +83,28 @@ def _batches_per_second(out_dir, batch, num_batches, **kwargs):
   return num_batches / (time.perf_counter() - start)
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--frames", type=int, default=256)
-  parser.add_argument("--workers", type=int, default=2)
-  parser.add_argument("--batch", type=int, default=32)
-  parser.add_argument("--batches", type=int, default=200)
-  flags = parser.parse_args()
-
+def main(argv):
+  if len(argv) > 1:
+    raise ValueError(f"unexpected arguments {argv[1:]}")
+  frames, workers, batch = _FRAMES.value, _WORKERS.value, _BATCH.value
+  num_batches = _BATCHES.value
   with tempfile.TemporaryDirectory() as root:
     dataset, data_dir, split = "synthetic", os.path.join(root, "raw"), "train"
-    data_preparation.prepare_synthetic_split(root, split, flags.frames, seed=0,
+    data_preparation.prepare_synthetic_split(root, split, frames, seed=0,
                                              centres="computed",
-                                             workers=flags.workers)
-    print(f"data_prep of {flags.frames} synthetic ICVL-layout frames, "
-          f"{os.cpu_count()} CPU "
-          "cores (wall time including worker start-up)")
-    shards = 2 * flags.workers
-    for workers in sorted({1, flags.workers}):
-      out_dir = os.path.join(root, f"prepared_{workers}")
+                                             workers=workers)
+    print(f"data_prep of {frames} synthetic ICVL-layout frames, "
+          f"{os.cpu_count()} CPU cores (wall time including worker start-up)")
+    shards = 2 * workers
+    for count in sorted({1, workers}):
+      out_dir = os.path.join(root, f"prepared_{count}")
       rate, manifest = _crops_per_second(dataset, data_dir, split, out_dir,
-                                         workers, shards)
-      print(f"  {workers} worker(s), {shards} shards: {rate:8.1f} crops/s")
-    stages = _stage_milliseconds(dataset, data_dir, split, flags.frames)
+                                         count, shards)
+      print(f"  {count} worker(s), {shards} shards: {rate:8.1f} crops/s")
+    stages = _stage_milliseconds(dataset, data_dir, split, frames)
     print("  per frame, one process: " + ", ".join(
         f"{name} {ms:.2f} ms" for name, ms in stages.items()))
-    print(f"input_pipeline at batch {flags.batch}, {flags.batches} batches "
+    print(f"input_pipeline at batch {batch}, {num_batches} batches "
           f"over {manifest['counts']['written']} crops "
           f"(tf {tf.__version__})")
     rows = [
@@ -110,10 +116,10 @@ def main():
                                           drop_remainder=True)),
     ]
     for name, kwargs in rows:
-      rate = _batches_per_second(out_dir, flags.batch, flags.batches, **kwargs)
+      rate = _batches_per_second(out_dir, batch, num_batches, **kwargs)
       print(f"  {name:30s} {rate:8.1f} batches/s "
-            f"({rate * flags.batch:8.0f} crops/s)")
+            f"({rate * batch:8.0f} crops/s)")
 
 
 if __name__ == "__main__":
-  main()
+  cli.run(main)

@@ -20,59 +20,56 @@ import sys
 from absl import flags
 
 from jgr_p2o_tf import cli
+from jgr_p2o_tf import train_config
+from jgr_p2o_tf.benchmark import workload
 
 _OUTPUT_JSON = flags.DEFINE_string("output_json", None,
                                    "Also write the report to this JSON file.")
-_NUM_STACKS = flags.DEFINE_integer("num_stacks", 2, "Stacked hourglasses.")
-_NUM_FEATURES = flags.DEFINE_integer("num_features", 128, "Feature channels.")
+_NUM_STACKS = flags.DEFINE_integer(
+    "num_stacks", workload.ModelConfig.num_stacks, "Stacked hourglasses.")
+_NUM_FEATURES = flags.DEFINE_integer(
+    "num_features", workload.ModelConfig.num_features, "Feature channels.")
 _RUNS = flags.DEFINE_integer(
-    "runs", 100, "Timed calls at batch 1 (latency); larger batches get a "
-    "tenth of them, at least 3. --quick: 10 unless given.")
+    "runs", workload.Settings.latency_runs, "Timed calls at batch 1 "
+    "(latency); larger batches get a tenth of them, at least 3. --quick: 10 "
+    "unless given.")
 _QUICK = flags.DEFINE_boolean(
     "quick", False, "Few iterations and 64 records: checks that everything "
     "runs; the figures are rough.")
 _PARTS = flags.DEFINE_list(
-    "parts", "model,xla,saved_model,train,input",
+    "parts", list(workload.PARTS),
     "What to time: model (eager Keras call), xla (compiled call), "
     "saved_model (exported signatures), train (training step), input "
     "(tf.data pipeline).")
 _BATCH_SIZES = flags.DEFINE_list(
-    "batch_sizes", "1,32,256", "Inference batch sizes (under JAX, those "
+    "batch_sizes", [str(b) for b in workload.Settings.batch_sizes],
+    "Inference batch sizes (under JAX, those "
     "above 1 are also the training batch sizes).")
 _MIXED_PRECISION = flags.DEFINE_enum(
-    "mixed_precision", "none", ["none", "bfloat16", "float16"],
+    "mixed_precision", "none", train_config.MIXED_PRECISION,
     "Compute dtype of the network; variables stay float32.")
-
-
-def _batch_sizes():
-  try:
-    sizes = tuple(int(b) for b in _BATCH_SIZES.value)
-  except ValueError:
-    sizes = ()
-  if not sizes or min(sizes) < 1:
-    raise ValueError(f"--batch_sizes={','.join(_BATCH_SIZES.value)} must be "
-                     f"positive integers")
-  return sizes
 
 
 def main(argv):
   if len(argv) > 1:
     raise ValueError(f"unexpected arguments {argv[1:]}")
-  from jgr_p2o_tf import benchmark  # pylint: disable=g-import-not-at-top
+  # Keras and the backend load here: flag errors need none of them.
+  from jgr_p2o_tf.benchmark import report as reporting  # pylint: disable=g-import-not-at-top
+  batch_sizes = tuple(cli.numbers(_BATCH_SIZES, kind=int, positive=True))
   if _QUICK.value:
-    settings = benchmark.Settings.quick(
-        _RUNS.value if flags.FLAGS["runs"].present else None, _batch_sizes())
+    settings = workload.Settings.quick(
+        _RUNS.value if flags.FLAGS["runs"].present else None, batch_sizes)
   else:
-    settings = benchmark.Settings(
-        batch_sizes=_batch_sizes(), latency_runs=_RUNS.value,
+    settings = workload.Settings(
+        batch_sizes=batch_sizes, latency_runs=_RUNS.value,
         throughput_runs=max(3, _RUNS.value // 10))
-  config = benchmark.ModelConfig(num_stacks=_NUM_STACKS.value,
-                                 num_features=_NUM_FEATURES.value,
-                                 mixed_precision=_MIXED_PRECISION.value)
-  report = benchmark.run_benchmark(
+  config = workload.ModelConfig(num_stacks=_NUM_STACKS.value,
+                                num_features=_NUM_FEATURES.value,
+                                mixed_precision=_MIXED_PRECISION.value)
+  report = reporting.run_benchmark(
       _PARTS.value, config, settings,
       log=lambda line: print(f"[bench] {line}", file=sys.stderr, flush=True))
-  print(benchmark.format_report(report))
+  print(reporting.format_report(report))
   if _OUTPUT_JSON.value:
     directory = os.path.dirname(_OUTPUT_JSON.value)
     if directory:

@@ -22,16 +22,17 @@ Prints a table, and writes the report (``jgr_p2o_tf.evaluation``) as JSON and
 the comparison figure when asked to.
 """
 
-import sys
+import os
 
-from absl import app
 from absl import flags
 
+from jgr_p2o_tf import cli
+from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import evaluation
 
-_DATASET = flags.DEFINE_string(
-    "dataset", None, "Joint layout and evaluation intrinsics: nyu, icvl, msra "
-    "or synthetic.")
+_DATASET = flags.DEFINE_enum(
+    "dataset", None, dataset_profiles.NAMES,
+    "Joint layout and evaluation intrinsics.")
 _LABELS = flags.DEFINE_string(
     "labels", None, "Ground-truth file in the text format (J × u v d a line).")
 _PREDICTIONS = flags.DEFINE_list(
@@ -57,20 +58,9 @@ _LABELS_OUT = flags.DEFINE_string(
     "labels_out", None, "Model mode: write the true uvd here.")
 
 
-def _parse_flags(argv):
-  """absl's flag parsing, with its errors as one line like the others."""
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    sys.exit(f"evaluate: error: {e}")
-
-
 def _model_report():
   """Model mode: predicts the split, writes the text files, returns a report."""
-  import os  # pylint: disable=g-import-not-at-top
-  import keras  # pylint: disable=g-import-not-at-top
   from jgr_p2o_tf import metrics  # pylint: disable=g-import-not-at-top
-  from jgr_p2o_tf import model as _  # pylint: disable=g-import-not-at-top,unused-import
   from jgr_p2o_tf import records_manifest  # pylint: disable=g-import-not-at-top
   from jgr_p2o_tf import run_dir  # pylint: disable=g-import-not-at-top
   path = _MODEL_DIR.value
@@ -79,7 +69,7 @@ def _model_report():
   elif not os.path.exists(path):
     raise FileNotFoundError(f"--model_dir={path}: no such .keras file or "
                             "training run")
-  model = keras.models.load_model(path)
+  model = run_dir.load_keras_model(path)
   skeleton = records_manifest.read_manifest(_DATA_DIR.value)["skeleton"]
   predictions = evaluation.predict_records(model, _DATA_DIR.value,
                                            subjects=_SUBJECTS.value)
@@ -94,31 +84,27 @@ def _model_report():
 
 def main(argv):
   if len(argv) > 1:
-    sys.exit(f"evaluate: error: unexpected arguments {argv[1:]}")
+    raise ValueError(f"unexpected arguments {argv[1:]}")
   model_mode = bool(_MODEL_DIR.value or _DATA_DIR.value)
   required = ((_DATASET, _MODEL_DIR, _DATA_DIR) if model_mode else
               (_DATASET, _LABELS, _PREDICTIONS))
   for flag in required:
     if not flag.value:
-      sys.exit(f"evaluate: error: --{flag.name} is required")
-  try:
-    if model_mode:
-      report = _model_report()
-    else:
-      report = evaluation.evaluate_prediction_files(
-          _DATASET.value, _LABELS.value, _PREDICTIONS.value, _NAMES.value)
-    print(evaluation.format_table(report))
-    if _OUTPUT_JSON.value:
-      evaluation.write_report_json(report, _OUTPUT_JSON.value)
-    if _PLOT.value:
-      evaluation.save_report_plot(report, _PLOT.value)
-  except (ValueError, OSError) as e:
-    # Bad input is the user's to fix: say what, without a traceback.
-    sys.exit(f"evaluate: error: {e}")
+      raise ValueError(f"--{flag.name} is required")
+  if model_mode:
+    report = _model_report()
+  else:
+    report = evaluation.evaluate_prediction_files(
+        _DATASET.value, _LABELS.value, _PREDICTIONS.value, _NAMES.value)
+  print(evaluation.format_table(report))
+  if _OUTPUT_JSON.value:
+    evaluation.write_report_json(report, _OUTPUT_JSON.value)
+  if _PLOT.value:
+    evaluation.save_report_plot(report, _PLOT.value)
 
 
 def run():
-  app.run(main, flags_parser=_parse_flags)
+  cli.run(main)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,10 @@ mm) and a crop signature; see ``jgr_p2o_tf.exporter``. The cube edges come
 from the manifest of the run's training records, or from ``--cube_mm``.
 """
 
-import math
-
 from absl import flags
 
 from jgr_p2o_tf import cli
+from jgr_p2o_tf import train_config
 
 _MODEL_DIR = flags.DEFINE_string("model_dir", None,
                                  "The --model_dir of a training run.")
@@ -23,11 +22,11 @@ _MODEL = flags.DEFINE_string(
     "path to a .keras file.")
 _EXPORT_DIR = flags.DEFINE_string("export_dir", None,
                                   "The SavedModel directory to write.")
-_CUBE_MM = flags.DEFINE_string(
+_CUBE_MM = flags.DEFINE_list(
     "cube_mm", None, "Cube edge in mm, one number or x,y,z; default: the "
     "training records' manifest.")
 _MIXED_PRECISION = flags.DEFINE_enum(
-    "mixed_precision", "none", ["none", "bfloat16", "float16"],
+    "mixed_precision", "none", train_config.MIXED_PRECISION,
     "Compute dtype of the exported network; weights stay float32.")
 _JIT_COMPILE = flags.DEFINE_boolean(
     "jit_compile", True, "Compile the network with XLA when served (turn "
@@ -40,24 +39,12 @@ _OVERWRITE = flags.DEFINE_boolean(
 flags.mark_flags_as_required(["model_dir", "export_dir"])
 
 
-def parse_cube(text):
-  """``"250"`` or ``"250,250,250"`` → list of edges; ValueError names it."""
-  try:
-    values = [float(v) for v in text.split(",")]
-  except ValueError:
-    values = []
-  if len(values) not in (1, 3) or not all(
-      math.isfinite(v) and v > 0 for v in values):
-    raise ValueError(f"--cube_mm={text!r} must be one positive number or "
-                     f"three (x, y, z edges in mm)")
-  return values
-
-
 def main(argv):
   if len(argv) > 1:
     raise ValueError(f"unexpected arguments {argv[1:]}")
   from jgr_p2o_tf import exporter  # pylint: disable=g-import-not-at-top
-  cube = None if _CUBE_MM.value is None else parse_cube(_CUBE_MM.value)
+  cube = (None if _CUBE_MM.value is None
+          else cli.numbers(_CUBE_MM, (1, 3), positive=True))
   metadata = exporter.export_from_model_dir(
       _MODEL_DIR.value, _EXPORT_DIR.value, model=_MODEL.value, cube_mm=cube,
       mixed_precision=_MIXED_PRECISION.value, jit_compile=_JIT_COMPILE.value,

@@ -40,18 +40,6 @@ _PLOT = flags.DEFINE_boolean("plot", True,
 flags.mark_flags_as_required(["saved_model", "output_dir"])
 
 
-def _numbers(flag, count):
-  """A list flag's values as floats; ValueError names the flag."""
-  try:
-    values = [float(v) for v in flag.value]
-  except ValueError:
-    values = []
-  if len(values) not in count:
-    raise ValueError(f"--{flag.name}={','.join(flag.value)} must be "
-                     f"{' or '.join(str(c) for c in count)} numbers")
-  return values
-
-
 def main(argv):
   paths = argv[1:]
   if not paths:
@@ -59,8 +47,9 @@ def main(argv):
   for path in paths:
     if not os.path.isfile(path):
       raise FileNotFoundError(f"{path}: no such file")
-  centre = None if _CENTRE.value is None else _numbers(_CENTRE, (3,))
-  intrinsics = None if _CAMERA.value is None else _numbers(_CAMERA, (4, 6))
+  centre = None if _CENTRE.value is None else cli.numbers(_CENTRE, (3,))
+  intrinsics = (None if _CAMERA.value is None
+                else cli.numbers(_CAMERA, (4, 6)))
   # Imported here: TensorFlow takes seconds, and flag errors need none of it.
   from jgr_p2o_tf import inference  # pylint: disable=g-import-not-at-top
   from jgr_p2o_tf import visualize  # pylint: disable=g-import-not-at-top

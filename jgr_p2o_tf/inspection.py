@@ -21,6 +21,7 @@ from jgr_p2o_tf import input_pipeline
 from jgr_p2o_tf import records_manifest
 from jgr_p2o_tf import run_dir
 from jgr_p2o_tf import skeletons
+from jgr_p2o_tf import train_config
 from jgr_p2o_tf import trainer
 
 # The quick model: one stack of 64 features. On two CPU cores 300 steps take
@@ -96,7 +97,7 @@ def quick_train(work_dir, steps, num_frames=2048, layout="icvl", log=print):
   train_dir = data_preparation.prepare_synthetic_split(
       work_dir, "train", num_frames, seed=0, layout=layout)
   steps_per_epoch = num_frames // QUICK_TRAIN["batch_size"]
-  config = trainer.TrainConfig(
+  config = train_config.TrainConfig(
       train_dir=train_dir, model_dir=os.path.join(work_dir, "model"),
       epochs=math.ceil(steps / steps_per_epoch), max_steps=steps,
       progress_bar=False, **QUICK_TRAIN)

@@ -54,16 +54,8 @@ flags.mark_flags_as_required(["dataset", "data_dir", "split", "out_dir"])
 def main(argv):
   if len(argv) > 1:
     raise ValueError(f"unexpected arguments {argv[1:]}")
-  cube_mm = None
-  if FLAGS.cube_mm:
-    try:
-      cube_mm = [float(c) for c in FLAGS.cube_mm]
-    except ValueError:
-      raise ValueError(f"--cube_mm={','.join(FLAGS.cube_mm)}: expected one "
-                       "or three numbers") from None
-    if len(cube_mm) not in (1, 3):
-      raise ValueError(f"--cube_mm={','.join(FLAGS.cube_mm)}: expected one "
-                       "or three numbers")
+  cube_mm = (cli.numbers(FLAGS["cube_mm"], (1, 3), positive=True)
+             if FLAGS.cube_mm else None)
   reader_kwargs = {"subjects": FLAGS.subjects} if FLAGS.subjects else {}
   manifest = data_preparation.prepare(
       FLAGS.dataset, FLAGS.data_dir, FLAGS.split, FLAGS.out_dir,

@@ -10,10 +10,10 @@ import os
 
 from jgr_p2o_tf import records_manifest
 from jgr_p2o_tf import skeletons
+from jgr_p2o_tf import train_config
 
 MODEL_CHOICES = ("best", "last")
 CONFIG_FILE = "config.json"
-MIXED_PRECISION = ("none", "bfloat16", "float16")
 
 
 def resolve_model_path(model_dir, model="best"):
@@ -83,9 +83,9 @@ def load_keras_model(path, config=None, mixed_precision="none"):
   import keras  # pylint: disable=g-import-not-at-top
   # Registers the project's Keras classes, which the file names.
   from jgr_p2o_tf import model as _  # pylint: disable=g-import-not-at-top,unused-import
-  if mixed_precision not in MIXED_PRECISION:
+  if mixed_precision not in train_config.MIXED_PRECISION:
     raise ValueError(f"mixed_precision={mixed_precision!r} is not one of "
-                     f"{', '.join(MIXED_PRECISION)}")
+                     f"{', '.join(train_config.MIXED_PRECISION)}")
   try:
     model = keras.saving.load_model(path, compile=False)
   except (OSError, ValueError) as e:
@@ -107,14 +107,14 @@ def mixed_precision_copy(model, config, mixed_precision):
   import keras  # pylint: disable=g-import-not-at-top
   from jgr_p2o_tf import trainer  # pylint: disable=g-import-not-at-top
   try:
-    train_config = trainer.TrainConfig(**config)
+    resolved = train_config.TrainConfig(**config)
   except TypeError as e:
     raise ValueError(f"config.json does not fit TrainConfig ({e})") from None
-  num_joints = skeletons.get_skeleton(train_config.skeleton).num_joints
+  num_joints = skeletons.get_skeleton(resolved.skeleton).num_joints
   previous = keras.config.dtype_policy()
   keras.config.set_dtype_policy(f"mixed_{mixed_precision}")
   try:
-    mixed = trainer.build_model_from_config(train_config, num_joints)
+    mixed = trainer.build_model_from_config(resolved, num_joints)
   finally:
     keras.config.set_dtype_policy(previous)
   mixed.set_weights(model.get_weights())

@@ -7,6 +7,10 @@ r"""Trains JGR-P2O on prepared TFRecords.
 ``python -m data_prep`` writes them; MSRA: one split ``all/`` used with
 ``--test_subject``). Rerunning the same command resumes from the latest
 checkpoint. See ``jgr_p2o_tf.trainer`` for what lands in ``--model_dir``.
+
+The flags of the TrainConfig fields take their defaults from it
+(``train_config``); ``--epochs`` defaults to the dataset's
+(``dataset_profiles``).
 """
 
 import dataclasses
@@ -16,6 +20,7 @@ from absl import flags
 
 from jgr_p2o_tf import cli
 from jgr_p2o_tf import dataset_profiles
+from jgr_p2o_tf import train_config
 
 _DATASET = flags.DEFINE_enum("dataset", None, dataset_profiles.NAMES,
                              "Dataset the records were prepared from.")
@@ -27,63 +32,77 @@ _EPOCHS = flags.DEFINE_integer(
     "epochs", None, "Epochs; default the dataset's: " + ", ".join(
         f"{p.epochs} for {p.name}" for p in dataset_profiles.PROFILES.values())
     + ".")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Global batch size.")
-_LEARNING_RATE = flags.DEFINE_float("learning_rate", 1e-4, "Initial rate.")
-_LEARNING_RATE_DECAY = flags.DEFINE_float(
-    "learning_rate_decay", 0.96, "Factor applied to the rate every epoch.")
-_WEIGHT_DECAY = flags.DEFINE_float("weight_decay", 5e-5, "Weight decay.")
-_WEIGHT_DECAY_MODE = flags.DEFINE_enum(
-    "weight_decay_mode", "l2", ["l2", "decoupled"],
-    "l2: penalty in the loss with Adam (the authors' code); decoupled: AdamW.")
-_NUM_STACKS = flags.DEFINE_integer("num_stacks", 2, "Stacked hourglasses.")
-_GRAPH = flags.DEFINE_enum(
-    "graph", "skeleton", ["skeleton", "feature_similarity", "parameterized"],
-    "Graph structure of the JGR module (Table 1).")
-_HEAD = flags.DEFINE_enum("head", "jgr", ["jgr", "p2o", "attention", "dhm"],
-                          "Head: JGR-P2O or an ablation (Tables 2 and 4).")
-_NUM_FEATURES = flags.DEFINE_integer("num_features", 128, "Feature channels.")
-_BETA = flags.DEFINE_float("beta", 1e-4,
-                           "Weight of the offset loss (Eq. 9); 0 disables it.")
-_HUBER_DELTA = flags.DEFINE_float(
-    "huber_delta", 0.01, "Huber delta on normalized coordinates.")
-_AUGMENT = flags.DEFINE_boolean("augment", True, "Online augmentation.")
-_ROTATION_DEG = flags.DEFINE_float("rotation_deg", 180.0,
-                                   "In-plane rotation range ± degrees.")
-_SCALE_MIN = flags.DEFINE_float("scale_min", 0.9, "Smallest 3D scale.")
-_SCALE_MAX = flags.DEFINE_float("scale_max", 1.1, "Largest 3D scale.")
-_TRANSLATION_MM = flags.DEFINE_float("translation_mm", 10.0,
-                                     "3D translation range ± mm.")
-_MIXED_PRECISION = flags.DEFINE_enum(
-    "mixed_precision", "none", ["none", "float16", "bfloat16"],
-    "Compute dtype; variables, softmaxes and the loss stay float32.")
-_JIT_COMPILE = flags.DEFINE_boolean("jit_compile", True,
-                                    "Compile the train step with XLA.")
-_STRATEGY = flags.DEFINE_enum(
-    "strategy", "default", ["default", "mirrored", "multi_worker"],
-    "tf.distribute: one device, all local GPUs, or workers from TF_CONFIG.")
-_TEST_SUBJECT = flags.DEFINE_string(
-    "test_subject", "", "MSRA: the subject left out for validation (P0..P8).")
-_CHECKPOINT_EVERY_STEPS = flags.DEFINE_integer(
-    "checkpoint_every_steps", 500, "Checkpoint interval within an epoch.")
-_MAX_STEPS = flags.DEFINE_integer("max_steps", 0,
-                                  "Stop after this many steps (0: no limit).")
-_LOG_EVERY_STEPS = flags.DEFINE_integer("log_every_steps", 50,
-                                        "TensorBoard scalar interval.")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of data order and augmentation.")
-_PROGRESS_BAR = flags.DEFINE_boolean("progress_bar", True, "Show progress.")
+
+# The TrainConfig fields set by a flag of the same name: its help, and the
+# values it takes for a str field with choices.
+_FIELD_FLAGS = {
+    "batch_size": "Global batch size.",
+    "learning_rate": "Initial rate.",
+    "learning_rate_decay": "Factor applied to the rate every epoch.",
+    "weight_decay": "Weight decay.",
+    "weight_decay_mode": (
+        "l2: penalty in the loss with Adam (the authors' code); decoupled: "
+        "AdamW.", train_config.WEIGHT_DECAY_MODES),
+    "num_stacks": "Stacked hourglasses.",
+    "graph": ("Graph structure of the JGR module (Table 1).",
+              ("skeleton", "feature_similarity", "parameterized")),
+    "head": ("Head: JGR-P2O or an ablation (Tables 2 and 4).",
+             ("jgr", "p2o", "attention", "dhm")),
+    "num_features": "Feature channels.",
+    "beta": "Weight of the offset loss (Eq. 9); 0 disables it.",
+    "huber_delta": "Huber delta on normalized coordinates.",
+    "augment": "Online augmentation.",
+    "rotation_deg": "In-plane rotation range ± degrees.",
+    "scale_min": "Smallest 3D scale.",
+    "scale_max": "Largest 3D scale.",
+    "translation_mm": "3D translation range ± mm.",
+    "mixed_precision": (
+        "Compute dtype; variables, softmaxes and the loss stay float32.",
+        train_config.MIXED_PRECISION),
+    "jit_compile": "Compile the train step with XLA.",
+    "strategy": (
+        "tf.distribute: one device, all local GPUs, or workers from "
+        "TF_CONFIG.", train_config.STRATEGIES),
+    "test_subject": "MSRA: the subject left out for validation (P0..P8).",
+    "checkpoint_every_steps": "Checkpoint interval within an epoch.",
+    "max_steps": "Stop after this many steps (0: no limit).",
+    "log_every_steps": "TensorBoard scalar interval.",
+    "seed": "Seed of data order and augmentation.",
+    "progress_bar": "Show progress.",
+}
+
+
+def _define_field_flag(name, default, help_and_choices):
+  """A flag for a TrainConfig field, of the type of its default."""
+  help_text, choices = (help_and_choices if isinstance(help_and_choices, tuple)
+                        else (help_and_choices, None))
+  if choices is not None:
+    flags.DEFINE_enum(name, default, choices, help_text)
+  elif isinstance(default, bool):
+    flags.DEFINE_boolean(name, default, help_text)
+  elif isinstance(default, int):
+    flags.DEFINE_integer(name, default, help_text)
+  elif isinstance(default, float):
+    flags.DEFINE_float(name, default, help_text)
+  else:
+    flags.DEFINE_string(name, default, help_text)
+
+
+for _name, _help in _FIELD_FLAGS.items():
+  _define_field_flag(_name, train_config.DEFAULTS[_name], _help)
 
 flags.mark_flags_as_required(["dataset", "data_dir", "model_dir"])
 
 
 def config_from_flags():
   """TrainConfig from the parsed flags; ValueError names a bad flag."""
-  from jgr_p2o_tf import trainer  # pylint: disable=g-import-not-at-top
   data_dir = _DATA_DIR.value
   if not os.path.isdir(data_dir):
     raise ValueError(f"--data_dir={data_dir}: no such directory")
   profile = dataset_profiles.get_profile(_DATASET.value)
+  test_subject = flags.FLAGS.test_subject
   if profile.subjects:
-    if not _TEST_SUBJECT.value:
+    if not test_subject:
       raise ValueError(
           f"--dataset={profile.name} needs --test_subject "
           f"({profile.subjects[0]}..{profile.subjects[-1]}) for "
@@ -101,11 +120,10 @@ def config_from_flags():
       "train_dir": train_dir, "validation_dir": validation_dir,
       "model_dir": _MODEL_DIR.value,
       "epochs": _EPOCHS.value or profile.epochs}
-  for field in dataclasses.fields(trainer.TrainConfig):
-    flag = flags.FLAGS[field.name] if field.name in flags.FLAGS else None
-    if field.name not in values and flag is not None:
-      values[field.name] = flag.value
-  return trainer.TrainConfig(**values)
+  for field in dataclasses.fields(train_config.TrainConfig):
+    if field.name in _FIELD_FLAGS:
+      values[field.name] = flags.FLAGS[field.name].value
+  return train_config.TrainConfig(**values)
 
 
 def main(argv):

@@ -8,7 +8,8 @@ epoch's shuffle order is a function of the seed and the epoch number, so the
 remaining batches are the ones the killed run would have seen).
 
 Files in ``model_dir``:
-  * ``config.json``: the resolved TrainConfig (the CLI also writes flags.txt).
+  * ``config.json``: the resolved ``train_config.TrainConfig`` (the CLI also
+    writes flags.txt).
   * ``checkpoints/``: tf.train.Checkpoint files, the newest few kept.
   * ``best.keras``: the model with the lowest validation error, and
     ``best.json`` with its epoch and error; ``last.keras``: the latest epoch.
@@ -39,71 +40,6 @@ from jgr_p2o_tf import metrics
 from jgr_p2o_tf import model as model_lib
 from jgr_p2o_tf import records_manifest
 from jgr_p2o_tf import skeletons
-
-STRATEGIES = ("default", "mirrored", "multi_worker")
-MIXED_PRECISION = ("none", "float16", "bfloat16")
-WEIGHT_DECAY_MODES = ("l2", "decoupled")
-
-
-@dataclasses.dataclass
-class TrainConfig:
-  """Everything a training run depends on; saved as config.json."""
-  train_dir: str
-  model_dir: str
-  validation_dir: str = ""
-  skeleton: str = ""  # "" → the skeleton named in the records' manifest
-  epochs: int = 58
-  batch_size: int = 32
-  learning_rate: float = 1e-4
-  learning_rate_decay: float = 0.96
-  weight_decay: float = 5e-5
-  weight_decay_mode: str = "l2"
-  num_stacks: int = 2
-  graph: str = "skeleton"
-  head: str = "jgr"
-  num_features: int = 128
-  beta: float = 1e-4
-  huber_delta: float = 0.01
-  rotation_deg: float = 180.0
-  scale_min: float = 0.9
-  scale_max: float = 1.1
-  translation_mm: float = 10.0
-  augment: bool = True
-  mixed_precision: str = "none"
-  jit_compile: bool = True
-  strategy: str = "default"
-  test_subject: str = ""
-  checkpoint_every_steps: int = 500
-  max_checkpoints: int = 3
-  max_steps: int = 0
-  log_every_steps: int = 50
-  seed: int = 0
-  progress_bar: bool = True
-
-  def validate(self):
-    """Raises ValueError naming the bad setting and what is allowed."""
-    choices = {"strategy": STRATEGIES, "mixed_precision": MIXED_PRECISION,
-               "weight_decay_mode": WEIGHT_DECAY_MODES}
-    for name, allowed in choices.items():
-      if getattr(self, name) not in allowed:
-        raise ValueError(f"--{name}={getattr(self, name)!r} is not one of "
-                         f"{', '.join(allowed)}")
-    for name in ("epochs", "batch_size", "checkpoint_every_steps"):
-      if getattr(self, name) <= 0:
-        raise ValueError(f"--{name} must be positive, got "
-                         f"{getattr(self, name)}")
-    if not os.path.isdir(self.train_dir):
-      raise ValueError(f"--train_dir={self.train_dir}: no such directory")
-    if self.validation_dir and not os.path.isdir(self.validation_dir):
-      raise ValueError(
-          f"--validation_dir={self.validation_dir}: no such directory")
-
-  @property
-  def augment_config(self):
-    return augment.AugmentConfig(
-        rotation_deg=self.rotation_deg,
-        scale_range=(self.scale_min, self.scale_max),
-        translation_mm=self.translation_mm)
 
 
 def make_strategy(name):

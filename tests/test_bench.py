@@ -14,7 +14,7 @@ import keras
 import pytest
 import tensorflow as tf
 
-from jgr_p2o_tf import benchmark
+from jgr_p2o_tf.benchmark import report as report_lib
 from jgr_p2o_tf.benchmark import timing
 from jgr_p2o_tf.benchmark import training_speed
 from jgr_p2o_tf.benchmark import workload
@@ -24,11 +24,11 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 ROW_KEYS = {"part", "measurement", "batch_size", "runs", "median_ms",
             "p90_ms", "frames_per_s", "first_call_s", "target", "target_met",
             "reference"}
-TINY_SETTINGS = benchmark.Settings(
+TINY_SETTINGS = workload.Settings(
     batch_sizes=(1, 2), latency_runs=2, throughput_runs=1, warmup_runs=1,
     train_steps=1, train_jit_compile=(False,), input_batches=2,
     record_frames=workload.TRAIN_BATCH_SIZE)
-TINY_MODEL = benchmark.ModelConfig(num_stacks=1, num_features=16)
+TINY_MODEL = workload.ModelConfig(num_stacks=1, num_features=16)
 
 
 def test_time_calls_times_the_runs_after_the_warmup():
@@ -40,7 +40,7 @@ def test_time_calls_times_the_runs_after_the_warmup():
 
 def test_report_of_every_part_under_tensorflow():
   lines = []
-  report = benchmark.run_benchmark(benchmark.PARTS, TINY_MODEL,
+  report = report_lib.run_benchmark(workload.PARTS, TINY_MODEL,
                                    TINY_SETTINGS, log=lines.append)
   json.loads(json.dumps(report))
   assert set(report) == {"benchmark", "machine", "model", "settings",
@@ -88,7 +88,7 @@ def test_report_of_every_part_under_tensorflow():
   inputs = by_name[("tf.data make_dataset(training=True)", 32)]
   assert inputs["frames_per_s"] == pytest.approx(32 * inputs["batches_per_s"])
 
-  lines = benchmark.format_report(report).splitlines()
+  lines = report_lib.format_report(report).splitlines()
   assert lines[4].split() == ["part", "measurement", "batch", "median", "ms",
                               "p90", "ms", "frames/s", "other", "target",
                               "met"]
@@ -102,10 +102,10 @@ def test_report_of_every_part_under_tensorflow():
 
 def test_bad_arguments_are_refused():
   with pytest.raises(ValueError, match="parts must be some of"):
-    benchmark.run_benchmark(["model", "gpu"], TINY_MODEL, TINY_SETTINGS)
+    report_lib.run_benchmark(["model", "gpu"], TINY_MODEL, TINY_SETTINGS)
   with pytest.raises(ValueError, match="latency_runs"):
-    benchmark.run_benchmark(["model"], TINY_MODEL,
-                            benchmark.Settings(latency_runs=0))
+    report_lib.run_benchmark(["model"], TINY_MODEL,
+                            workload.Settings(latency_runs=0))
 
 
 def test_cli_under_jax_times_the_model_and_skips_tensorflow(tmp_path):

@@ -26,7 +26,7 @@ from jgr_p2o_tf import exporter
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf import inference
 from jgr_p2o_tf import model as model_lib
-from jgr_p2o_tf import trainer
+from jgr_p2o_tf import train_config
 from tests import dataset_fixtures
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -261,9 +261,10 @@ def write_model_dir(root, model, dataset="icvl", cube_mm=250.0):
       "camera": dataclasses.asdict(camera)}))
   model_dir = root / "run"
   model_dir.mkdir()
-  config = trainer.TrainConfig(train_dir=str(train_dir),
-                               model_dir=str(model_dir), num_stacks=1,
-                               num_features=32, skeleton=dataset)
+  config = train_config.TrainConfig(train_dir=str(train_dir),
+                                    model_dir=str(model_dir), epochs=1,
+                                    num_stacks=1, num_features=32,
+                                    skeleton=dataset)
   (model_dir / "config.json").write_text(
       json.dumps(dataclasses.asdict(config)))
   model.save(model_dir / "best.keras")
@@ -322,7 +323,7 @@ def test_cli_errors_are_one_line(tmp_path):
       f"error: {model_dir}/last.keras: no such model")
   result = _run_export(f"--model_dir={model_dir}", "--cube_mm=250,0",
                        f"--export_dir={tmp_path / 'out'}")
-  assert result.returncode == 2 and "--cube_mm='250,0'" in result.stderr
+  assert result.returncode == 2 and "--cube_mm=250,0 " in result.stderr
 
 
 def test_export_refuses_to_overwrite(tmp_path):

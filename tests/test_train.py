@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+from jgr_p2o_tf import train_config
 from jgr_p2o_tf import trainer as trainer_lib
 
 # A small network keeps these tests within a CPU budget; the full network's
@@ -23,7 +24,7 @@ def _config(records, model_dir, **overrides):
                 model_dir=str(model_dir), epochs=4, progress_bar=False,
                 **SMALL)
   values.update(overrides)
-  return trainer_lib.TrainConfig(**values)
+  return train_config.TrainConfig(**values)
 
 
 def _train_command(records, model_dir, *extra):
@@ -96,8 +97,10 @@ if devices > 1:
   cpu = tf.config.list_physical_devices("CPU")[0]
   tf.config.set_logical_device_configuration(
       cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
+from jgr_p2o_tf import train_config
+from jgr_p2o_tf import train_config
 from jgr_p2o_tf import trainer as trainer_lib
-config = trainer_lib.TrainConfig(**json.loads(sys.argv[1]))
+config = train_config.TrainConfig(**json.loads(sys.argv[1]))
 trainer = trainer_lib.Trainer(config)
 dataset = trainer.strategy.experimental_distribute_dataset(
     trainer._dataset(0).take(3))
@@ -118,7 +121,7 @@ def _run_steps(config, env_extra):
 
 def _step_config(records, model_dir, strategy):
   return dict(train_dir=os.path.join(records, "train"), model_dir=model_dir,
-              strategy=strategy, augment=False, progress_bar=False, **SMALL)
+              epochs=1, strategy=strategy, augment=False, progress_bar=False, **SMALL)
 
 
 def test_mirrored_on_two_cpus_matches_default(synthetic_records, tmp_path):

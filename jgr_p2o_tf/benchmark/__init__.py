@@ -37,12 +37,3 @@ Modules: ``workload`` (the network, its inputs, ``Settings``), ``timing``
 ``inference_speed`` and ``training_speed`` (the parts), ``report`` (the whole
 run and its table).
 """
-
-from jgr_p2o_tf.benchmark.report import PARTS
-from jgr_p2o_tf.benchmark.report import format_report
-from jgr_p2o_tf.benchmark.report import run_benchmark
-from jgr_p2o_tf.benchmark.workload import ModelConfig
-from jgr_p2o_tf.benchmark.workload import Settings
-
-__all__ = ["PARTS", "ModelConfig", "Settings", "format_report",
-           "run_benchmark"]

@@ -9,13 +9,14 @@ import keras
 
 from jgr_p2o_tf import flops as flops_lib
 from jgr_p2o_tf import skeletons
+from jgr_p2o_tf import train_config
 from jgr_p2o_tf.benchmark import inference_speed as inference
 from jgr_p2o_tf.benchmark import machine as machine_lib
 from jgr_p2o_tf.benchmark import timing
 from jgr_p2o_tf.benchmark import training_speed as training
 from jgr_p2o_tf.benchmark import workload
 
-PARTS = ("model", "xla", "saved_model", "train", "input")
+PARTS = workload.PARTS
 TENSORFLOW_PARTS = ("saved_model", "input")
 BACKENDS = ("tensorflow", "jax")
 
@@ -28,9 +29,9 @@ def _check_arguments(parts, config, backend):
   if backend not in BACKENDS:
     raise ValueError(f"KERAS_BACKEND={backend} is not supported; use one of "
                      f"{', '.join(BACKENDS)}")
-  if config.mixed_precision not in workload.MIXED_PRECISION:
+  if config.mixed_precision not in train_config.MIXED_PRECISION:
     raise ValueError(f"mixed_precision={config.mixed_precision!r} is not one "
-                     f"of {', '.join(workload.MIXED_PRECISION)}")
+                     f"of {', '.join(train_config.MIXED_PRECISION)}")
   if (backend == "jax" and "train" in parts and
       config.mixed_precision == "float16"):
     raise ValueError("float16 training needs loss scaling, which the JAX "

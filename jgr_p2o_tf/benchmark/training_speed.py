@@ -14,6 +14,7 @@ import numpy as np
 
 from jgr_p2o_tf import losses
 from jgr_p2o_tf import skeletons
+from jgr_p2o_tf import train_config
 from jgr_p2o_tf.benchmark import timing
 from jgr_p2o_tf.benchmark import workload
 
@@ -37,8 +38,8 @@ def _time_train_step(records_dir, config, settings, *, jit_compile, augment):
   """(first call s, step seconds) of a fresh Trainer's ``train_step``."""
   from jgr_p2o_tf import trainer  # pylint: disable=g-import-not-at-top
   with tempfile.TemporaryDirectory() as model_dir:
-    training = trainer.Trainer(trainer.TrainConfig(
-        train_dir=records_dir, model_dir=model_dir,
+    training = trainer.Trainer(train_config.TrainConfig(
+        train_dir=records_dir, model_dir=model_dir, epochs=1,
         batch_size=workload.TRAIN_BATCH_SIZE, num_stacks=config.num_stacks,
         num_features=config.num_features, augment=augment,
         mixed_precision=config.mixed_precision, jit_compile=jit_compile,

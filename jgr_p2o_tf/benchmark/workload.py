@@ -1,29 +1,34 @@
-"""What the benchmark times: the network, its inputs, and for how long."""
+"""What the benchmark times: the parts, the network, its inputs, how long.
+
+Imports neither Keras nor TensorFlow, so that the command's flags take their
+defaults from here.
+"""
 
 import dataclasses
 
-import keras
 import numpy as np
 
 from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import geometry
-from jgr_p2o_tf import model as model_lib
 from jgr_p2o_tf import skeletons
+from jgr_p2o_tf import train_config
 
-MIXED_PRECISION = ("none", "bfloat16", "float16")
-# The paper's headline model: NYU's 14 joints, 1.4M parameters.
+PARTS = ("model", "xla", "saved_model", "train", "input")
+
+# The paper's headline model: NYU's 14 joints, 1.4M parameters, trained as
+# the trainer does by default.
 DATASET = dataset_profiles.NYU
 SKELETON = DATASET.skeleton
 CROP_SIZE = geometry.CROP_SIZE
-TRAIN_BATCH_SIZE = 32
-LEARNING_RATE = 1e-4
+TRAIN_BATCH_SIZE = train_config.DEFAULTS["batch_size"]
+LEARNING_RATE = train_config.DEFAULTS["learning_rate"]
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
   """The network that is timed."""
-  num_stacks: int = 2
-  num_features: int = 128
+  num_stacks: int = train_config.DEFAULTS["num_stacks"]
+  num_features: int = train_config.DEFAULTS["num_features"]
   mixed_precision: str = "none"
 
   @property
@@ -61,9 +66,9 @@ class Settings:
   record_frames: int = 256
 
   @classmethod
-  def quick(cls, latency_runs=None, batch_sizes=(1, 32, 256)):
+  def quick(cls, latency_runs=None, batch_sizes=None):
     """Few iterations: checks that everything runs, figures are rough."""
-    return cls(batch_sizes=tuple(batch_sizes),
+    return cls(batch_sizes=tuple(batch_sizes or cls.batch_sizes),
                latency_runs=10 if latency_runs is None else latency_runs,
                throughput_runs=2,
                warmup_runs=1, train_steps=3, input_batches=10,
@@ -82,6 +87,7 @@ class Settings:
     if self.record_frames < TRAIN_BATCH_SIZE:
       raise ValueError(f"record_frames must be at least one training batch "
                        f"({TRAIN_BATCH_SIZE}), got {self.record_frames}")
+
 
 def random_crops(batch_size, seed=0):
   """(B, S, S, 1) float32 normalized crops: a disc of hand, background 1."""
@@ -120,6 +126,8 @@ def full_frames(batch_size, camera=DATASET.camera, hand_z_mm=500.0):
 
 def build_benchmark_model(config):
   """A randomly initialised JGR-P2O of the NYU layout under the config."""
+  import keras  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import model as model_lib  # pylint: disable=g-import-not-at-top
   keras.config.set_dtype_policy(config.dtype_policy)
   return model_lib.build_model(
       skeletons.get_skeleton(SKELETON).num_joints,

@@ -1,0 +1,82 @@
+"""TrainConfig: everything a training run depends on, with its defaults.
+
+The one place each training default is written: ``python -m
+jgr_p2o_tf.train`` defines its flags from these fields, the trainer saves the
+resolved config as ``config.json``. The number of epochs has no default here:
+each dataset's is in its profile (``dataset_profiles``). The module imports
+neither TensorFlow nor Keras, so that commands parse their flags quickly.
+"""
+
+import dataclasses
+import os
+
+STRATEGIES = ("default", "mirrored", "multi_worker")
+MIXED_PRECISION = ("none", "bfloat16", "float16")
+WEIGHT_DECAY_MODES = ("l2", "decoupled")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+  """Everything a training run depends on; saved as config.json."""
+  train_dir: str
+  model_dir: str
+  epochs: int
+  validation_dir: str = ""
+  skeleton: str = ""  # "" → the skeleton named in the records' manifest
+  batch_size: int = 32
+  learning_rate: float = 1e-4
+  learning_rate_decay: float = 0.96
+  weight_decay: float = 5e-5
+  weight_decay_mode: str = "l2"
+  num_stacks: int = 2
+  graph: str = "skeleton"
+  head: str = "jgr"
+  num_features: int = 128
+  beta: float = 1e-4
+  huber_delta: float = 0.01
+  rotation_deg: float = 180.0
+  scale_min: float = 0.9
+  scale_max: float = 1.1
+  translation_mm: float = 10.0
+  augment: bool = True
+  mixed_precision: str = "none"
+  jit_compile: bool = True
+  strategy: str = "default"
+  test_subject: str = ""
+  checkpoint_every_steps: int = 500
+  max_checkpoints: int = 3
+  max_steps: int = 0
+  log_every_steps: int = 50
+  seed: int = 0
+  progress_bar: bool = True
+
+  def validate(self):
+    """Raises ValueError naming the bad setting and what is allowed."""
+    choices = {"strategy": STRATEGIES, "mixed_precision": MIXED_PRECISION,
+               "weight_decay_mode": WEIGHT_DECAY_MODES}
+    for name, allowed in choices.items():
+      if getattr(self, name) not in allowed:
+        raise ValueError(f"--{name}={getattr(self, name)!r} is not one of "
+                         f"{', '.join(allowed)}")
+    for name in ("epochs", "batch_size", "checkpoint_every_steps"):
+      if getattr(self, name) <= 0:
+        raise ValueError(f"--{name} must be positive, got "
+                         f"{getattr(self, name)}")
+    if not os.path.isdir(self.train_dir):
+      raise ValueError(f"--train_dir={self.train_dir}: no such directory")
+    if self.validation_dir and not os.path.isdir(self.validation_dir):
+      raise ValueError(
+          f"--validation_dir={self.validation_dir}: no such directory")
+
+  @property
+  def augment_config(self):
+    from jgr_p2o_tf import augment  # pylint: disable=g-import-not-at-top
+    return augment.AugmentConfig(
+        rotation_deg=self.rotation_deg,
+        scale_range=(self.scale_min, self.scale_max),
+        translation_mm=self.translation_mm)
+
+
+# The defaults of the fields that have one, by name.
+DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)
+            if f.default is not dataclasses.MISSING}
