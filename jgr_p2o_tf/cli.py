@@ -31,7 +31,8 @@ def _parse_flags(argv):
   try:
     return flags.FLAGS(argv)
   except flags.Error as e:
-    _user_error(e)
+    # Several missing required flags come as several lines.
+    _user_error(" ".join(line for line in str(e).splitlines() if line))
 
 
 def run(main):
