@@ -10,9 +10,9 @@ full-frame joints and the crop metadata that maps predictions back to the
 frame. The frames are cut into shards, each a contiguous range of frames that
 one worker writes to ``NAME.tmp`` and renames to ``NAME`` once complete, so a
 shard under its final name is always whole. The manifest
-(``records_manifest``), rewritten after every shard, records the settings, the finished shards and the skipped
-frames; a rerun with the same settings keeps the finished shards and writes
-only the others. MSRA is sharded per subject (``P3-00000-of-00002.tfrecord``)
+(``records_manifest``), rewritten after every shard, records the settings,
+the finished shards and the skipped frames; a rerun with the same settings
+keeps the finished shards and writes only the others. MSRA is sharded per subject (``P3-00000-of-00002.tfrecord``)
 for leave-one-subject-out training.
 
 Bad frames (unreadable files, an invalid centre, a centre outside the frame,
@@ -116,7 +116,8 @@ def prepare(dataset, data_dir, split, out_dir, *, centres="computed",
       one per ``FRAMES_PER_SHARD`` frames.
     workers: processes writing shards in parallel; 1 writes in this process.
     skip_bad: skip bad frames (listed in the manifest) instead of stopping.
-    reader_kwargs: extra arguments of ``get_reader`` (MSRA ``subjects``).
+    reader_kwargs: extra arguments of the reader
+      (``dataset_profiles.get_reader``; MSRA ``subjects``).
     progress: show a progress bar over frames.
 
   Returns:
@@ -171,7 +172,6 @@ def prepare(dataset, data_dir, split, out_dir, *, centres="computed",
              cube=tuple(float(c) for c in cube), crop_size=int(crop_size),
              skip_bad=skip_bad)
   todo = [s for s in shards if s.file not in finished]
-
   planned = [_shard_entry(s) for s in shards]
 
   def on_shard(result):
