@@ -9,8 +9,8 @@ all TensorFlow graph (no Python is needed to serve it):
     mm, ``joints_uvd`` (B, J, 3) full-frame pixels and mm, ``joints_uvz``
     (B, J, 3) normalized. The cube crop runs inside the graph (the
     ``geometry`` functions: xyz_to_uvd → crop_affine → crop_depth_in_graph →
-    network → normalized_to_uvd → uvd_to_xyz) with the cube edges fixed at
-    export.
+    network → convert_uvz → normalized_to_uvd → uvd_to_xyz) with the cube
+    edges fixed at export.
   * ``crop``: ``depth_crop`` (B, S, S, 1) float32 normalized crop →
     ``joints_uvz`` (B, J, 3) and ``voting_maps`` (B, S/4, S/4, J) of the last
     stack.
@@ -22,8 +22,13 @@ Inside the graph, ``tf.ensure_shape`` and assertions refuse what a signature
 call lets through (signatures check dtypes only): a wrong rank or crop size,
 batch sizes that disagree, empty frames, a centre not in front of the camera.
 
+Both return ``joints_uvz`` in the project's coordinate convention
+(``geometry.COORDINATE_CONVENTIONS``) whatever the network's: a model in the
+authors' convention (an imported checkpoint) has its joints converted in the
+graph, and the metadata's ``coordinate_convention`` names the network's.
+
 The metadata (``METADATA_FILE``: skeleton, joint names and bones, cube, crop
-size, default camera, ...) is a JSON asset of the SavedModel
+size, default camera, coordinate convention, ...) is a JSON asset of the SavedModel
 (``loaded.metadata_file.asset_path``) and a copy beside it,
 ``{export_dir}/metadata.json``.
 
@@ -156,7 +161,7 @@ def output_spec(model):
 
 def build_metadata(model, *, skeleton, cube_mm, camera=None, dataset=None,
                    dtype_policy=None, jit_compile=True, batch_norm_folded=0,
-                   source=None):
+                   source=None, coordinate_convention="project"):
   """The metadata dict stored with a SavedModel (see ``export_saved_model``)."""
   skeleton = skeletons.get_skeleton(skeleton)
   cube = geometry.cube_vector(cube_mm)
@@ -179,6 +184,8 @@ def build_metadata(model, *, skeleton, cube_mm, camera=None, dataset=None,
       "crop_size": crop_size,
       "output_grid": list(grid),
       "num_stacks": len(stacks),
+      "coordinate_convention": geometry.check_convention(
+          coordinate_convention),
       "dataset": dataset,
       "camera": None if camera is None else dataclasses.asdict(camera),
       "dtype_policy": dtype_policy or model.dtype_policy.name,
@@ -196,19 +203,21 @@ def build_metadata(model, *, skeleton, cube_mm, camera=None, dataset=None,
                   "joints_uvd": f"(B, {num_joints}, 3) full-frame pixels "
                                 "(u column, v row) and depth mm",
                   "joints_uvz": f"(B, {num_joints}, 3) normalized UVZ of "
-                                "the crop"}},
+                                "the crop (project convention)"}},
           SIGNATURE_CROP: {
               "inputs": {
                   "depth_crop": f"(B, {crop_size}, {crop_size}, 1) float32 "
                                 "normalized depth crop"},
               "outputs": {
-                  "joints_uvz": f"(B, {num_joints}, 3) normalized UVZ",
+                  "joints_uvz": f"(B, {num_joints}, 3) normalized UVZ "
+                                "(project convention)",
                   "voting_maps": f"(B, {grid[0]}, {grid[1]}, {num_joints}) "
                                  "voting weights of the last stack"}}},
   }
 
 
-def _serving_module(model, cube, crop_size, metadata_path, jit_compile):
+def _serving_module(model, cube, crop_size, metadata_path, jit_compile,
+                    convention):
   """The tf.Module that is saved: weights, metadata asset, two functions."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
@@ -220,7 +229,9 @@ def _serving_module(model, cube, crop_size, metadata_path, jit_compile):
 
   def predict(depth_crop):
     outputs = model(depth_crop, training=False)[-1]
-    return outputs["joints_uvz"], outputs["voting_maps"]
+    joints_uvz = geometry.convert_uvz(outputs["joints_uvz"], crop_size,
+                                      convention)
+    return joints_uvz, outputs["voting_maps"]
 
   predict = tf.function(predict, jit_compile=jit_compile)
 
@@ -309,7 +320,8 @@ def export_saved_model(keras_model, export_dir, *, skeleton, cube_mm,
   complete, so an interrupted export leaves no half-written SavedModel.
 
   Args:
-    keras_model: a model of ``model.build_model`` (any dtype policy).
+    keras_model: a model of ``model.build_model`` (any dtype policy, any
+      coordinate convention).
     export_dir: the SavedModel directory to write.
     skeleton: the joint layout's name (``skeletons.SKELETONS``) or Skeleton.
     cube_mm: scalar or (3,) cube edges in mm of the full-frame crop; those
@@ -344,13 +356,15 @@ def export_saved_model(keras_model, export_dir, *, skeleton, cube_mm,
   # The folded copy is a new Functional of the global policy: the source
   # model's policy is the one its layers compute in.
   policy = keras_model.dtype_policy.name
+  convention = keras_model.coordinate_convention
   num_folded = 0
   if fold_batch_norm_layers:
     keras_model, num_folded = fold_batch_norm(keras_model)
   metadata = build_metadata(
       keras_model, skeleton=skeleton, cube_mm=cube_mm, camera=camera,
       dataset=dataset, dtype_policy=policy, jit_compile=jit_compile,
-      batch_norm_folded=num_folded, source=source)
+      batch_norm_folded=num_folded, source=source,
+      coordinate_convention=convention)
   partial = export_dir + ".partial"
   shutil.rmtree(partial, ignore_errors=True)
   os.makedirs(partial)
@@ -359,7 +373,7 @@ def export_saved_model(keras_model, export_dir, *, skeleton, cube_mm,
     json.dump(metadata, f, indent=2)
     f.write("\n")
   module = _serving_module(keras_model, metadata["cube_mm"], model_size,
-                           metadata_path, jit_compile)
+                           metadata_path, jit_compile, convention)
   tf.saved_model.save(
       module, partial,
       signatures={
@@ -404,7 +418,14 @@ def read_train_config(model_dir):
 
 
 def _training_manifest(config):
-  """The manifest of the training records, or None if they are not here."""
+  """The dataset facts of a model directory (cube, camera, dataset, skeleton).
+
+  Those of the manifest of the run's training records, or None if they are
+  not here; a model directory of ``import_checkpoint`` has no records and its
+  config.json holds them itself.
+  """
+  if config.get("source_checkpoint"):
+    return config
   path = os.path.join(config.get("train_dir", ""), "manifest.json")
   if not os.path.isfile(path):
     return None
@@ -412,13 +433,11 @@ def _training_manifest(config):
     return json.load(f)
 
 
-def load_keras_model(path, config=None, mixed_precision="none"):
+def load_keras_model(path, mixed_precision="none"):
   """Loads a saved .keras model, optionally rebuilt under a mixed policy.
 
   Args:
     path: the .keras file.
-    config: the training config dict (``read_train_config``); needed for
-      mixed precision, whose model is rebuilt from it.
     mixed_precision: "none", "bfloat16" or "float16": the copy computes in
       that dtype with float32 weights (Keras' ``mixed_*`` policies).
 
@@ -426,7 +445,7 @@ def load_keras_model(path, config=None, mixed_precision="none"):
     keras.Model.
   """
   import keras  # pylint: disable=g-import-not-at-top
-  from jgr_p2o_tf import trainer  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import model as model_lib  # pylint: disable=g-import-not-at-top
   if mixed_precision not in MIXED_PRECISION:
     raise ValueError(f"mixed_precision={mixed_precision!r} is not one of "
                      f"{', '.join(MIXED_PRECISION)}")
@@ -436,20 +455,8 @@ def load_keras_model(path, config=None, mixed_precision="none"):
     raise ValueError(f"{path}: cannot load the Keras model ({e})") from None
   if mixed_precision == "none":
     return model
-  if config is None:
-    raise ValueError("mixed precision export needs the training config to "
-                     "rebuild the model")
-  try:
-    train_config = trainer.TrainConfig(**config)
-  except TypeError as e:
-    raise ValueError(f"config.json does not fit TrainConfig ({e})") from None
-  num_joints = int(output_spec(model)[-1]["joints_uvz"].shape[1])
-  previous = keras.config.dtype_policy()
-  keras.config.set_dtype_policy(f"mixed_{mixed_precision}")
-  try:
-    mixed = trainer.build_model_from_config(train_config, num_joints)
-  finally:
-    keras.config.set_dtype_policy(previous)
+  mixed = model_lib.JGRP2OModel.from_config(
+      {**model.get_config(), "dtype": f"mixed_{mixed_precision}"})
   mixed.set_weights(model.get_weights())
   return mixed
 
@@ -484,7 +491,7 @@ def export_from_model_dir(model_dir, export_dir, *, model="best", cube_mm=None,
   camera = None
   if manifest is not None and manifest.get("camera"):
     camera = geometry.Camera(**manifest["camera"])
-  keras_model = load_keras_model(path, config, mixed_precision)
+  keras_model = load_keras_model(path, mixed_precision)
   return export_saved_model(
       keras_model, export_dir, skeleton=skeleton, cube_mm=cube_mm,
       camera=camera, dataset=(manifest or {}).get("dataset"),

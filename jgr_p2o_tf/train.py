@@ -15,6 +15,7 @@ import os
 from absl import flags
 
 from jgr_p2o_tf import cli
+from jgr_p2o_tf import geometry
 
 EPOCHS = {"icvl": 8, "nyu": 58, "msra": 58, "synthetic": 10}
 
@@ -42,6 +43,10 @@ _GRAPH = flags.DEFINE_enum(
 _HEAD = flags.DEFINE_enum("head", "jgr", ["jgr", "p2o", "attention", "dhm"],
                           "Head: JGR-P2O or an ablation (Tables 2 and 4).")
 _NUM_FEATURES = flags.DEFINE_integer("num_features", 128, "Feature channels.")
+_COORDINATE_CONVENTION = flags.DEFINE_enum(
+    "coordinate_convention", "project", list(geometry.COORDINATE_CONVENTIONS),
+    "Normalized UVZ and output grid of the model: this project's, or those "
+    "of the authors' TF1 code (geometry.COORDINATE_CONVENTIONS).")
 _BETA = flags.DEFINE_float("beta", 1e-4,
                            "Weight of the offset loss (Eq. 9); 0 disables it.")
 _HUBER_DELTA = flags.DEFINE_float(
