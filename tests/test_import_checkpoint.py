@@ -394,16 +394,17 @@ def test_cli_error_is_one_line_and_loses_nothing(tiny_icvl, tmp_path):
 
 def test_imported_model_directory_serves_evaluate_export_and_the_notebook(
     tiny_icvl, synthetic_records, tmp_path):
-  import keras  # pylint: disable=g-import-not-at-top
   from jgr_p2o_tf import input_pipeline  # pylint: disable=g-import-not-at-top
   prefix, _ = tiny_icvl
   model_dir = tmp_path / "model"
   authors_checkpoint.import_checkpoint(prefix, "icvl", model_dir)
   test_dir = os.path.join(synthetic_records, "test")
+  # The notebook opens the folder as a training run's.
+  model, skeleton = inspection.load_model(model_dir)
+  assert skeleton == "icvl" and model.coordinate_convention == "authors"
   batch = next(iter(input_pipeline.make_dataset(test_dir, batch_size=4,
                                                 training=False)))
   batch = {k: v.numpy() for k, v in batch.items()}
-  model = keras.saving.load_model(model_dir / "best.keras")
   raw = np.asarray(model(batch["depth"], training=False)[-1]["joints_uvz"],
                    np.float64)
   # The authors' decoding: crop pixel = 95 u.
@@ -415,10 +416,7 @@ def test_imported_model_directory_serves_evaluate_export_and_the_notebook(
   predictions = evaluation.predict_records(model, test_dir, batch_size=64)
   np.testing.assert_allclose(predictions["pred_uvd"][:4], expected_uvd,
                              atol=1e-3)
-  # The notebook opens the folder as a training run's.
-  notebook_model, skeleton = inspection.load_model(model_dir)
-  assert skeleton == "icvl"
-  frames = inspection.run_on_records(notebook_model, test_dir, num_frames=4)
+  frames = inspection.run_on_records(model, test_dir, num_frames=4)
   np.testing.assert_allclose(frames["pred_xyz"], predictions["pred_xyz"][:4],
                              atol=1e-3)
   # export takes the cube and camera from config.json; its signatures answer
