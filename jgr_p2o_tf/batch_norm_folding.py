@@ -47,8 +47,8 @@ def fold_batch_norm(model):
   clone = keras.models.clone_model(model, clone_function=clone_layer,
                                    call_function=call_layer)
   # Keep the one-dict-per-stack list of build_model's class.
-  folded = model_lib.JGRP2OModel(clone.input, clone.output,
-                                 name=model.name)
+  folded = model_lib.StackOutputsModel(clone.input, clone.output,
+                                       name=model.name)
   for layer in model.layers:
     if layer.name in folded_bns or not layer.weights:
       continue

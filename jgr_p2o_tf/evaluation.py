@@ -227,14 +227,16 @@ def predict_records(model, data_dir, *, batch_size=64, subjects=None):
   """Runs a Keras model over a prepared split and maps back to full frames.
 
   Args:
-    model: a JGR-P2O keras.Model (``model.build_model`` or a loaded one).
+    model: a JGRP2OModel (``model.build_model`` or a loaded one); its joints
+      are mapped back in its coordinate convention.
     data_dir: a split prepared by data_prep (manifest.json and shards).
     batch_size: frames per forward pass.
     subjects: MSRA subjects to keep, or None for all.
 
   Returns:
     dict of NumPy arrays over the frames in order: "frame_id" (N,),
-    "pred_uvz" (N, J, 3) normalized, "pred_uvd"/"gt_uvd" (N, J, 3),
+    "pred_uvz" (N, J, 3) normalized (the project's convention, as the
+    records' labels), "pred_uvd"/"gt_uvd" (N, J, 3),
     "pred_xyz"/"gt_xyz" (N, J, 3) mm with the records' camera, and
     "intrinsics" (N, 4).
   """
@@ -248,7 +250,9 @@ def predict_records(model, data_dir, *, batch_size=64, subjects=None):
                                         training=False, subjects=subjects)
   for batch in dataset:
     batch = {k: v.numpy() for k, v in batch.items()}
-    uvz = np.asarray(predict(batch["depth"]), np.float64)
+    uvz = geometry.convert_uvz(np.asarray(predict(batch["depth"]), np.float64),
+                               batch["depth"].shape[1],
+                               model.coordinate_convention)
     uvd = geometry.normalized_to_uvd(
         uvz, batch["affine"].astype(np.float64), batch["centre_xyz"][:, 2],
         batch["cube"], crop_size=batch["depth"].shape[1])

@@ -9,7 +9,12 @@ Inside the graph, ``tf.ensure_shape`` and assertions refuse what a signature
 call lets through (signatures check dtypes only): a wrong rank or crop size,
 batch sizes that disagree, empty frames, a centre not in front of the camera.
 The full-frame crop is the ``geometry`` functions: xyz_to_uvd → crop_affine →
-crop_depth_in_graph → network → normalized_to_uvd → uvd_to_xyz.
+crop_depth_in_graph → network → convert_uvz → normalized_to_uvd → uvd_to_xyz.
+
+Both signatures return ``joints_uvz`` in the project's coordinate convention
+(``geometry.COORDINATE_CONVENTIONS``) whatever the network's: a model in the
+authors' convention (an imported checkpoint) has its joints converted in the
+graph, and the metadata's ``coordinate_convention`` names the network's.
 
 Speed: the network (the part of both signatures behind the crop) is one
 ``tf.function(jit_compile=True)``. The in-graph crop stays outside XLA:
@@ -31,6 +36,7 @@ from jgr_p2o_tf import run_dir
 from jgr_p2o_tf import saved_model_contract
 from jgr_p2o_tf import skeletons
 
+
 def output_spec(model):
   """The model's symbolic outputs: a list with one dict per stack."""
   import keras  # pylint: disable=g-import-not-at-top
@@ -41,7 +47,7 @@ def output_spec(model):
 
 def build_metadata(model, *, skeleton, cube_mm, camera=None, dataset=None,
                    dtype_policy=None, jit_compile=True, batch_norm_folded=0,
-                   source=None):
+                   source=None, coordinate_convention="project"):
   """The metadata dict stored with a SavedModel (``saved_model_contract``)."""
   skeleton = skeletons.get_skeleton(skeleton)
   cube = geometry.cube_vector(cube_mm)
@@ -58,10 +64,12 @@ def build_metadata(model, *, skeleton, cube_mm, camera=None, dataset=None,
       dataset=dataset, camera=camera,
       dtype_policy=dtype_policy or model.dtype_policy.name,
       jit_compile=jit_compile, batch_norm_folded=batch_norm_folded,
-      source=source)
+      source=source,
+      coordinate_convention=geometry.check_convention(coordinate_convention))
 
 
-def _serving_module(model, cube, crop_size, metadata_path, jit_compile):
+def _serving_module(model, cube, crop_size, metadata_path, jit_compile,
+                    convention):
   """The tf.Module that is saved: weights, metadata asset, two functions."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
@@ -73,7 +81,9 @@ def _serving_module(model, cube, crop_size, metadata_path, jit_compile):
 
   def predict(depth_crop):
     outputs = model(depth_crop, training=False)[-1]
-    return outputs["joints_uvz"], outputs["voting_maps"]
+    joints_uvz = geometry.convert_uvz(outputs["joints_uvz"], crop_size,
+                                      convention)
+    return joints_uvz, outputs["voting_maps"]
 
   predict = tf.function(predict, jit_compile=jit_compile)
 
@@ -197,13 +207,15 @@ def export_saved_model(keras_model, export_dir, *, skeleton, cube_mm,
   # The folded copy is a new Functional of the global policy: the source
   # model's policy is the one its layers compute in.
   policy = keras_model.dtype_policy.name
+  convention = keras_model.coordinate_convention
   num_folded = 0
   if fold_batch_norm_layers:
     keras_model, num_folded = batch_norm_folding.fold_batch_norm(keras_model)
   metadata = build_metadata(
       keras_model, skeleton=skeleton, cube_mm=cube_mm, camera=camera,
       dataset=dataset, dtype_policy=policy, jit_compile=jit_compile,
-      batch_norm_folded=num_folded, source=source)
+      batch_norm_folded=num_folded, source=source,
+      coordinate_convention=convention)
   partial = export_dir + ".partial"
   shutil.rmtree(partial, ignore_errors=True)
   os.makedirs(partial)
@@ -212,7 +224,7 @@ def export_saved_model(keras_model, export_dir, *, skeleton, cube_mm,
     json.dump(metadata, f, indent=2)
     f.write("\n")
   module = _serving_module(keras_model, metadata["cube_mm"], model_size,
-                           metadata_path, jit_compile)
+                           metadata_path, jit_compile, convention)
   tf.saved_model.save(
       module, partial,
       signatures={
@@ -256,7 +268,7 @@ def export_from_model_dir(model_dir, export_dir, *, model="best", cube_mm=None,
   camera = None
   if manifest is not None and manifest.get("camera"):
     camera = geometry.Camera(**manifest["camera"])
-  keras_model = run_dir.load_keras_model(path, config, mixed_precision)
+  keras_model = run_dir.load_keras_model(path, mixed_precision)
   return export_saved_model(
       keras_model, export_dir, skeleton=skeleton, cube_mm=cube_mm,
       camera=camera, dataset=(manifest or {}).get("dataset"),

@@ -12,6 +12,17 @@ Coordinates:
   * normalized UVZ: ``uv = (M [u, v, 1] + 0.5) / S`` in [0, 1] of the S×S crop
     and ``z = (d - zc) / (cube_z / 2)`` in [-1, 1], where M is the 2×3 crop
     affine and zc the depth of the hand centre.
+
+Coordinate conventions (``COORDINATE_CONVENTIONS``): how a pixel index p of
+an n-pixel axis becomes a normalized coordinate, on the crop (the joints'
+uv) and on the network's output grid (its cells' uv, ``layers/output_grid``).
+  * "project" (this project's, the default): ``(p + 0.5) / n``, 0 and 1 are
+    the outer edges of the first and last pixels;
+  * "authors" (the TensorFlow 1 code of Fang et al., which trained the
+    released models): ``p / (n - 1)``, 0 and 1 are the centres of the first
+    and last pixels (crop pixel 95·u, output cell j at j/23).
+A model computes in its own convention; records, metrics, figures and the
+exported signatures use the project's, and ``convert_uvz`` goes between them.
 """
 
 import dataclasses
@@ -19,6 +30,7 @@ import dataclasses
 import numpy as np
 
 CROP_SIZE = 96
+COORDINATE_CONVENTIONS = ("project", "authors")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,7 +140,48 @@ def apply_affine(affine, uv):
   return ops.einsum("...ij,...kj->...ki", linear, uv) + offset[..., None, :]
 
 
-def uvd_to_normalized(uvd, affine, centre_z, cube_mm, crop_size=CROP_SIZE):
+def check_convention(convention):
+  """Raises ValueError unless ``convention`` is one of COORDINATE_CONVENTIONS."""
+  if convention not in COORDINATE_CONVENTIONS:
+    raise ValueError(f"Unknown coordinate convention {convention!r}; expected "
+                     f"one of {list(COORDINATE_CONVENTIONS)}.")
+  return convention
+
+
+def pixel_to_normalized(pixels, size, convention="project"):
+  """Pixel coordinates along an axis of ``size`` pixels → normalized.
+
+  "project": ``(p + 0.5) / size``; "authors": ``p / (size - 1)`` (see the
+  module docstring). Works on NumPy arrays and backend tensors.
+  """
+  if check_convention(convention) == "authors":
+    return pixels / (size - 1.0)
+  return (pixels + 0.5) / size
+
+
+def normalized_to_pixel(normalized, size, convention="project"):
+  """Inverse of ``pixel_to_normalized``."""
+  if check_convention(convention) == "authors":
+    return normalized * (size - 1.0)
+  return normalized * size - 0.5
+
+
+def convert_uvz(uvz, crop_size, source, target="project"):
+  """(..., 3) normalized UVZ of an S×S crop from one convention to another.
+
+  Only u and v change (through the crop pixel they denote); z is the same
+  in both conventions.
+  """
+  if check_convention(source) == check_convention(target):
+    return uvz
+  ops = _ops(uvz)
+  uv = pixel_to_normalized(
+      normalized_to_pixel(uvz[..., :2], crop_size, source), crop_size, target)
+  return ops.concatenate([uv, uvz[..., 2:]], axis=-1)
+
+
+def uvd_to_normalized(uvd, affine, centre_z, cube_mm, crop_size=CROP_SIZE,
+                      convention="project"):
   """(..., J, 3) full-frame uvd → normalized UVZ of the crop.
 
   Args:
@@ -137,26 +190,31 @@ def uvd_to_normalized(uvd, affine, centre_z, cube_mm, crop_size=CROP_SIZE):
     centre_z: (...) depth of the hand centre in mm.
     cube_mm: (3,) or (..., 3) cube edges in mm.
     crop_size: S.
+    convention: one of ``COORDINATE_CONVENTIONS``.
   """
   ops = _ops(uvd, affine)
-  uv = (apply_affine(affine, uvd[..., :2]) + 0.5) / crop_size
+  uv = pixel_to_normalized(apply_affine(affine, uvd[..., :2]), crop_size,
+                           convention)
   z = (uvd[..., 2] - ops.expand_dims(centre_z, -1)) / (cube_mm[..., 2:3] / 2.0)
   return ops.concatenate([uv, z[..., None]], axis=-1)
 
 
-def normalized_to_uvd(uvz, affine, centre_z, cube_mm, crop_size=CROP_SIZE):
+def normalized_to_uvd(uvz, affine, centre_z, cube_mm, crop_size=CROP_SIZE,
+                      convention="project"):
   """Inverse of ``uvd_to_normalized``: normalized UVZ → full-frame uvd."""
   ops = _ops(uvz, affine)
-  uv = apply_affine(invert_affine(affine), uvz[..., :2] * crop_size - 0.5)
+  uv = apply_affine(invert_affine(affine),
+                    normalized_to_pixel(uvz[..., :2], crop_size, convention))
   d = uvz[..., 2] * (cube_mm[..., 2:3] / 2.0) + ops.expand_dims(centre_z, -1)
   return ops.concatenate([uv, d[..., None]], axis=-1)
 
 
 def normalized_to_xyz(uvz, affine, centre_z, cube_mm, camera,
-                      crop_size=CROP_SIZE):
+                      crop_size=CROP_SIZE, convention="project"):
   """Normalized UVZ → full-frame xyz in mm."""
   return uvd_to_xyz(
-      normalized_to_uvd(uvz, affine, centre_z, cube_mm, crop_size), camera)
+      normalized_to_uvd(uvz, affine, centre_z, cube_mm, crop_size,
+                        convention), camera)
 
 
 def normalize_depth(depth_mm, centre_z, cube_z):

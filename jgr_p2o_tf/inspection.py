@@ -36,8 +36,11 @@ class SavedModelCrop:
   """The crop signature of an exported SavedModel, called like the Keras model.
 
   The signature returns the last stack's joints and voting maps only, so the
-  one-element list it gives has no offset maps.
+  one-element list it gives has no offset maps. Its joints are in the
+  project's coordinate convention, whatever the exported network's.
   """
+
+  coordinate_convention = "project"
 
   def __init__(self, saved_model_dir):
     self.predictor = inference.Predictor(saved_model_dir)
@@ -56,8 +59,9 @@ def load_model(path):
 
   Returns:
     (model, skeleton): a callable ``model(depth_crop, training=False)`` giving
-    one dict per stack (``model.build_model``'s outputs), and the skeleton's
-    name from the run's config.json or the SavedModel's metadata, or None.
+    one dict per stack (``model.build_model``'s outputs) with a
+    ``coordinate_convention`` attribute, and the skeleton's name from the
+    run's config.json or the SavedModel's metadata, or None.
 
   Raises:
     FileNotFoundError: nothing to load at ``path``.
@@ -117,8 +121,8 @@ def run_on_records(model, data_dir, num_frames=None, batch_size=32):
   Returns:
     dict of NumPy arrays over the N crops: "frame_id" (N,), "depth"
     (N, S, S, 1) normalized crops, "pred_uvz"/"gt_uvz" (N, J, 3) normalized
-    UVZ of the last stack and the labels, "pred_xyz"/"gt_xyz" (N, J, 3)
-    full-frame joints in mm.
+    UVZ (the project's convention) of the last stack and the labels,
+    "pred_xyz"/"gt_xyz" (N, J, 3) full-frame joints in mm.
 
   Raises:
     ValueError: the model predicts another number of joints than the split
@@ -133,7 +137,9 @@ def run_on_records(model, data_dir, num_frames=None, batch_size=32):
     dataset = dataset.take(math.ceil(num_frames / batch_size))
   for batch in dataset:
     batch = {k: v.numpy() for k, v in batch.items()}
-    uvz = np.asarray(model(batch["depth"], training=False)[-1]["joints_uvz"])
+    uvz = geometry.convert_uvz(
+        np.asarray(model(batch["depth"], training=False)[-1]["joints_uvz"]),
+        batch["depth"].shape[1], model.coordinate_convention)
     if uvz.shape[1] != num_joints:
       raise ValueError(f"the model predicts {uvz.shape[1]} joints but "
                        f"{data_dir} has {num_joints}")
@@ -156,7 +162,7 @@ def stack_outputs(model, depth_crop):
   Returns:
     list, one dict per stack, of NumPy arrays: "joints_uvz" (J, 3),
     "voting_maps" (h, w, J) and, where the model predicts them,
-    "offset_maps" (h, w, J, 3).
+    "offset_maps" (h, w, J, 3), in the model's coordinate convention.
   """
   outputs = model(np.asarray(depth_crop, np.float32)[None], training=False)
   return [{k: np.asarray(v)[0] for k, v in stack.items()} for stack in outputs]

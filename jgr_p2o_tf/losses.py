@@ -5,8 +5,10 @@
   L_offset = Σ_k Σ_i Σ_c L_δ(Δc_ki − Δc_ki*)        (Eq. 8)
 
 over the stacks s, joints k, pixels i of the output grid and coordinates
-c ∈ {u, v, z}, all normalized (ARCHITECTURE.md); L_δ is the Huber loss. Each
-term is summed over joints, pixels and coordinates and averaged over the batch.
+c ∈ {u, v, z}, all normalized in the model's coordinate convention
+(ARCHITECTURE.md, ``geometry.COORDINATE_CONVENTIONS``); L_δ is the Huber loss.
+Each term is summed over joints, pixels and coordinates and averaged over the
+batch.
 Everything is computed in float32, whatever the model's dtype policy.
 """
 
@@ -28,7 +30,8 @@ def huber(x, delta=HUBER_DELTA):
   return 0.5 * ops.square(quadratic) + delta * (abs_x - quadratic)
 
 
-def ground_truth_offset_maps(joints_uvz, depth_crop, stride=OUTPUT_STRIDE):
+def ground_truth_offset_maps(joints_uvz, depth_crop, stride=OUTPUT_STRIDE,
+                             convention="project"):
   """Δc* of Eq. 8: the offsets from every output pixel to every joint.
 
   Measured from the same pixel UVZ as the P2O module uses
@@ -39,17 +42,19 @@ def ground_truth_offset_maps(joints_uvz, depth_crop, stride=OUTPUT_STRIDE):
     joints_uvz: (B, N, 3) normalized ground-truth UVZ.
     depth_crop: (B, S, S, 1) normalized depth crop.
     stride: input pixels per output pixel.
+    convention: the coordinate convention of the joints and the grid.
 
   Returns:
     (B, S / stride, S / stride, N, 3) float32 offset maps.
   """
-  grid = pixel_uvz(depth_crop, stride)
+  grid = pixel_uvz(depth_crop, stride, convention)
   return (ops.cast(joints_uvz, "float32")[:, None, None, :, :] -
           grid[:, :, :, None, :])
 
 
 def jgr_p2o_loss(outputs, joints_uvz, depth_crop, *,
-                 offset_weight=OFFSET_LOSS_WEIGHT, delta=HUBER_DELTA):
+                 offset_weight=OFFSET_LOSS_WEIGHT, delta=HUBER_DELTA,
+                 convention="project"):
   """The loss of Eq. 9 and its parts per stack.
 
   A stack without "offset_maps" (the "dhm" head, which predicts none) has only
@@ -59,10 +64,12 @@ def jgr_p2o_loss(outputs, joints_uvz, depth_crop, *,
     outputs: the model's outputs, a list (one per stack) of dicts with
       "joints_uvz" (B, N, 3) and, except for "dhm", "offset_maps"
       (B, h, w, N, 3); a single dict is taken as one stack.
-    joints_uvz: (B, N, 3) normalized ground-truth UVZ.
+    joints_uvz: (B, N, 3) normalized ground-truth UVZ, in ``convention``.
     depth_crop: (B, S, S, 1) the normalized depth crop given to the model.
     offset_weight: β.
     delta: δ of the Huber loss.
+    convention: the model's coordinate convention
+      (``model.coordinate_convention``).
 
   Returns:
     (total, parts): the scalar float32 loss and, per stack, a dict of the
@@ -81,7 +88,7 @@ def jgr_p2o_loss(outputs, joints_uvz, depth_crop, *,
       offset_maps = ops.cast(stack_outputs["offset_maps"], "float32")
       stride = depth_crop.shape[1] // offset_maps.shape[1]
       offset_errors = offset_maps - ground_truth_offset_maps(
-          joints_uvz, depth_crop, stride)
+          joints_uvz, depth_crop, stride, convention)
       offset = ops.mean(
           ops.sum(huber(offset_errors, delta), axis=(1, 2, 3, 4)))
     else:

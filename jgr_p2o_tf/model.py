@@ -17,11 +17,19 @@
     for "dhm" the heat and latent depth maps).
 
 Here C is a convolution + BN + ReLU, R the bottleneck residual module and P a
-max pooling. The input side must be a multiple of ``INPUT_SIZE_MULTIPLE`` = 32:
-the stem divides it by 4 and the hourglass halves the result three times.
+max pooling (2×2 in the stem, 3×3 with stride 2 in the hourglass). The input
+side must be a multiple of ``INPUT_SIZE_MULTIPLE`` = 32: the stem divides it
+by 4 and the hourglass halves the result three times.
+
+Where the paper is silent, the layers follow the authors' TensorFlow 1 code
+(hourglass pooling, φ' of Eq. 2 with BN and ReLU, the order of τ's inputs and
+of the offset channels), so that their released checkpoints import as they
+are (``jgr_p2o_tf.import_checkpoint``, with ``coordinate_convention=
+"authors"``).
 
 Every stack is supervised (Eq. 9), so the model returns one dict per stack:
-  "joints_uvz": (B, N, 3) normalized UVZ of the joints;
+  "joints_uvz": (B, N, 3) normalized UVZ of the joints, in the model's
+    coordinate convention (``geometry.COORDINATE_CONVENTIONS``);
   "offset_maps": (B, h, w, N, 3) offsets from each output pixel to each joint
     (absent for "dhm", which predicts none);
   "voting_maps": (B, h, w, N) the weights of the pixels in each joint's
@@ -30,16 +38,20 @@ with h = w = input_size / 4. The outputs are float32 under any dtype policy.
 
 Parameter counts for 14 joints, a 96×96 crop and 128 features, trainable /
 all weights (the latter with the BN moving statistics): 1, 2 and 3 stacks
-715,402 / 722,506, 1,365,044 / 1,378,292 and 2,014,686 / 2,034,078, where the
-paper reports 0.72M, 1.37M and 2.02M (Table 3); each stack adds 649,642
-trainable weights (hourglass 483,840, its output residual 53,760, JGR 84,352,
-P2O 5,418, links to the next stack 22,272) and the stem holds 88,032. The
-other graphs and heads are counted in tests/test_model.py.
+715,488 / 722,848, 1,365,216 / 1,378,976 and 2,014,944 / 2,035,104, where the
+paper reports 0.72M, 1.37M and 2.02M (Table 3); each stack adds 649,728
+trainable weights (hourglass 483,840, its output residual 53,760, JGR 84,480,
+P2O 5,376, links to the next stack 22,272) and the stem holds 88,032. The
+authors' checkpoints hold 224 trainable weights more for two stacks: the
+biases of their voting convolutions (28; they cancel in the spatial softmax)
+and an unused 14 × 14 variable (196). The other graphs and heads are counted
+in tests/test_model.py.
 """
 
 import keras
 import numpy as np
 
+from jgr_p2o_tf import geometry
 from jgr_p2o_tf import skeletons
 from jgr_p2o_tf.layers.attention_head import attention_voting_maps
 from jgr_p2o_tf.layers.differentiable_heatmap import DifferentiableHeatmap
@@ -59,17 +71,95 @@ INPUT_SIZE_MULTIPLE = OUTPUT_STRIDE * 2**HOURGLASS_ORDER
 
 
 @keras.saving.register_keras_serializable(package="jgr_p2o_tf")
-class JGRP2OModel(keras.Model):
-  """The functional model of ``build_model``, always returning a list.
+class StackOutputsModel(keras.Model):
+  """A functional model that always returns a list, one dict per stack.
 
   A functional Keras model returns the only element of a one-element output
-  list by itself; this one keeps the list, one dict per stack, also for a
-  single stack.
+  list by itself; this one keeps the list, also for a single stack. It is the
+  class of graphs derived from a JGRP2OModel (e.g. with batch norms folded).
   """
 
   def call(self, inputs, training=None, mask=None):
     outputs = super().call(inputs, training=training, mask=mask)
     return outputs if isinstance(outputs, list) else [outputs]
+
+
+@keras.saving.register_keras_serializable(package="jgr_p2o_tf")
+class JGRP2OModel(StackOutputsModel):
+  """JGR-P2O, built from the arguments of ``build_model``.
+
+  The constructor builds the functional graph (``build_model`` documents the
+  arguments); ``get_config`` returns those arguments and ``from_config``
+  builds the graph again, so a saved model is its arguments plus its weights
+  (found by layer name), and a copy of ``model`` computing under another
+  dtype policy is ``JGRP2OModel.from_config({**model.get_config(),
+  "dtype": "mixed_bfloat16"})``.
+
+  Args:
+    num_joints, num_stacks, graph, head, num_features, input_size, skeleton,
+      coordinate_convention: see ``build_model``.
+    dtype: the dtype policy the layers are built under (its name, e.g.
+      "mixed_bfloat16"); Keras' global policy when None.
+    name, trainable: base Model arguments.
+  """
+
+  def __init__(self, num_joints, *, num_stacks=2, graph="skeleton",
+               head="jgr", num_features=128, input_size=96, skeleton=None,
+               coordinate_convention="project", dtype=None, name=None,
+               trainable=True):
+    if isinstance(skeleton, dict):
+      skeleton = skeletons.Skeleton(
+          skeleton["name"], tuple(skeleton["joint_names"]),
+          tuple(tuple(bone) for bone in skeleton["bones"]))
+    previous = keras.config.dtype_policy()
+    if dtype is not None:
+      keras.config.set_dtype_policy(dtype)
+    try:
+      depth_crop, outputs = _build_graph(
+          num_joints, num_stacks, graph, head, num_features, input_size,
+          skeleton, coordinate_convention)
+      super().__init__(depth_crop, outputs, name=name or f"jgr_p2o_{head}",
+                       trainable=trainable)
+    finally:
+      keras.config.set_dtype_policy(previous)
+    self.num_joints = num_joints
+    self.num_stacks = num_stacks
+    self.graph = graph
+    self.head = head
+    self.num_features = num_features
+    self.input_size = input_size
+    self.skeleton = skeleton
+    self.coordinate_convention = coordinate_convention
+
+  def get_config(self):
+    skeleton = self.skeleton
+    if isinstance(skeleton, skeletons.Skeleton):
+      skeleton = (skeleton.name if skeletons.SKELETONS.get(skeleton.name)
+                  == skeleton else {"name": skeleton.name,
+                                    "joint_names": list(skeleton.joint_names),
+                                    "bones": [list(b) for b in skeleton.bones]})
+    return {
+        "name": self.name,
+        "trainable": self.trainable,
+        "dtype": self.dtype_policy.name,
+        "num_joints": self.num_joints,
+        "num_stacks": self.num_stacks,
+        "graph": self.graph,
+        "head": self.head,
+        "num_features": self.num_features,
+        "input_size": self.input_size,
+        "skeleton": skeleton,
+        "coordinate_convention": self.coordinate_convention,
+    }
+
+  @classmethod
+  def from_config(cls, config):
+    if "layers" in config:
+      raise ValueError(
+          "This model was saved as a layer graph by an earlier version of "
+          "jgr_p2o_tf, whose architecture differs from this one's; train it "
+          "again.")
+    return cls(**config)
 
 
 def _is_positive_int(value):
@@ -78,7 +168,7 @@ def _is_positive_int(value):
 
 
 def _check_arguments(num_joints, num_stacks, graph, head, num_features,
-                     input_size):
+                     input_size, coordinate_convention):
   if not _is_positive_int(num_joints):
     raise ValueError(f"num_joints must be a positive integer, got "
                      f"{num_joints!r}.")
@@ -99,6 +189,7 @@ def _check_arguments(num_joints, num_stacks, graph, head, num_features,
         f"input_size must be a positive multiple of {INPUT_SIZE_MULTIPLE} "
         f"(the stem's stride {OUTPUT_STRIDE} times 2^{HOURGLASS_ORDER} for "
         f"the hourglass's poolings), e.g. 96; got {input_size!r}.")
+  geometry.check_convention(coordinate_convention)
 
 
 def skeleton_adjacency(num_joints, skeleton=None):
@@ -147,7 +238,8 @@ def _stem(depth_crop, num_features):
   return residual_block(x, num_features, "stem_residual3")
 
 
-def _head(head, features, depth_crop, num_joints, graph, adjacency, prefix):
+def _head(head, features, depth_crop, num_joints, graph, adjacency,
+          convention, prefix):
   """One stack's head: (head features, predictions, stack outputs)."""
   if head in ("jgr", "dhm"):
     enhanced, voting_maps = JointGraphReasoning(
@@ -168,25 +260,29 @@ def _head(head, features, depth_crop, num_joints, graph, adjacency, prefix):
 
   if head == "dhm":
     joints_uvz, heat_maps, depth_maps = DifferentiableHeatmap(
-        num_joints, name=f"{prefix}_dhm")(enhanced)
+        num_joints, convention, name=f"{prefix}_dhm")(enhanced)
     predictions = keras.layers.Concatenate(name=f"{prefix}_dhm_maps")(
         [heat_maps, depth_maps])
     return enhanced, predictions, {"joints_uvz": joints_uvz,
                                    "voting_maps": heat_maps}
 
-  joints_uvz, offset_maps = PixelToOffset(num_joints, name=f"{prefix}_p2o")(
-      enhanced, voting_maps, depth_crop)
+  joints_uvz, offset_maps = PixelToOffset(
+      num_joints, convention, name=f"{prefix}_p2o")(
+          enhanced, voting_maps, depth_crop)
+  # The offset convolution's channels again: all Δu, all Δv, all Δz.
   height, width = features.shape[1:3]
   predictions = keras.layers.Reshape(
       (height, width, 3 * num_joints), name=f"{prefix}_offset_channels")(
-          offset_maps)
+          keras.layers.Permute((1, 2, 4, 3), name=f"{prefix}_offsets_by_axis")(
+              offset_maps))
   return enhanced, predictions, {"joints_uvz": joints_uvz,
                                  "offset_maps": offset_maps,
                                  "voting_maps": voting_maps}
 
 
 def build_model(num_joints, *, num_stacks=2, graph="skeleton", head="jgr",
-                num_features=128, input_size=96, skeleton=None):
+                num_features=128, input_size=96, skeleton=None,
+                coordinate_convention="project"):
   """Builds JGR-P2O or one of its ablations as a functional Keras model.
 
   Args:
@@ -200,17 +296,29 @@ def build_model(num_joints, *, num_stacks=2, graph="skeleton", head="jgr",
     skeleton: dataset name ("nyu", "icvl", "msra", "synthetic") or Skeleton
       whose bones define the "skeleton" graph; when None, it is looked up by
       joint count (see ``skeleton_adjacency``). Must have N joints if given.
+    coordinate_convention: one of ``geometry.COORDINATE_CONVENTIONS``: the
+      normalized UVZ the model predicts and its output grid ("project", or
+      "authors" for the weights of the authors' code).
 
   Returns:
-    A functional JGRP2OModel from the (B, S, S, 1) float32 normalized depth
-    crop "depth_crop" to a list, one per stack, of dicts of outputs (module
+    A JGRP2OModel from the (B, S, S, 1) float32 normalized depth crop
+    "depth_crop" to a list, one per stack, of dicts of outputs (module
     docstring).
 
   Raises:
     ValueError: an argument is not one of those allowed.
   """
+  return JGRP2OModel(
+      num_joints, num_stacks=num_stacks, graph=graph, head=head,
+      num_features=num_features, input_size=input_size, skeleton=skeleton,
+      coordinate_convention=coordinate_convention)
+
+
+def _build_graph(num_joints, num_stacks, graph, head, num_features,
+                 input_size, skeleton, coordinate_convention):
+  """The input and the per-stack outputs of ``build_model``'s graph."""
   _check_arguments(num_joints, num_stacks, graph, head, num_features,
-                   input_size)
+                   input_size, coordinate_convention)
   # A skeleton passed in is checked even where the graph does not use it.
   uses_skeleton = head in ("jgr", "dhm") and graph == "skeleton"
   adjacency = None
@@ -226,7 +334,8 @@ def build_model(num_joints, *, num_stacks=2, graph="skeleton", head="jgr",
     features = hourglass(x, HOURGLASS_ORDER, f"{prefix}_hourglass")
     features = residual_block(features, num_features, f"{prefix}_features")
     enhanced, predictions, stack_outputs = _head(
-        head, features, depth_crop, num_joints, graph, adjacency, prefix)
+        head, features, depth_crop, num_joints, graph, adjacency,
+        coordinate_convention, prefix)
     outputs.append({
         key: keras.layers.Identity(dtype="float32", name=f"{prefix}_{key}")(
             value) for key, value in stack_outputs.items()})
@@ -236,4 +345,4 @@ def build_model(num_joints, *, num_stacks=2, graph="skeleton", head="jgr",
           conv_bn(enhanced, num_features, 1, f"{prefix}_feature_remap"),
           conv_bn(predictions, num_features, 1, f"{prefix}_prediction_remap"),
       ])
-  return JGRP2OModel(depth_crop, outputs, name=f"jgr_p2o_{head}")
+  return depth_crop, outputs

@@ -9,7 +9,6 @@ import json
 import os
 
 from jgr_p2o_tf import records_manifest
-from jgr_p2o_tf import skeletons
 from jgr_p2o_tf import train_config
 
 MODEL_CHOICES = ("best", "last")
@@ -59,7 +58,14 @@ def read_train_config(model_dir):
 
 
 def training_manifest(config):
-  """The manifest of the run's training records, or None if they are gone."""
+  """The dataset facts of a run (cube, camera, dataset, skeleton), or None.
+
+  Those of the manifest of the run's training records, or None if they are
+  gone; a model directory written by ``import_checkpoint`` has no records and
+  its config.json holds them itself.
+  """
+  if config.get("source_checkpoint"):
+    return config
   try:
     return records_manifest.read_manifest(config.get("train_dir", ""),
                                           require_complete=False)
@@ -67,13 +73,11 @@ def training_manifest(config):
     return None
 
 
-def load_keras_model(path, config=None, mixed_precision="none"):
+def load_keras_model(path, mixed_precision="none"):
   """Loads a saved .keras model, optionally as a mixed precision copy.
 
   Args:
     path: the .keras file.
-    config: the training config dict (``read_train_config``); needed for
-      mixed precision (``mixed_precision_copy``).
     mixed_precision: "none", "bfloat16" or "float16": the copy computes in
       that dtype with float32 weights (Keras' ``mixed_*`` policies).
 
@@ -82,7 +86,7 @@ def load_keras_model(path, config=None, mixed_precision="none"):
   """
   import keras  # pylint: disable=g-import-not-at-top
   # Registers the project's Keras classes, which the file names.
-  from jgr_p2o_tf import model as _  # pylint: disable=g-import-not-at-top,unused-import
+  from jgr_p2o_tf import model as model_lib  # pylint: disable=g-import-not-at-top
   if mixed_precision not in train_config.MIXED_PRECISION:
     raise ValueError(f"mixed_precision={mixed_precision!r} is not one of "
                      f"{', '.join(train_config.MIXED_PRECISION)}")
@@ -92,30 +96,9 @@ def load_keras_model(path, config=None, mixed_precision="none"):
     raise ValueError(f"{path}: cannot load the Keras model ({e})") from None
   if mixed_precision == "none":
     return model
-  if config is None:
-    raise ValueError("mixed precision export needs the training config to "
-                     "rebuild the model")
-  return mixed_precision_copy(model, config, mixed_precision)
-
-
-def mixed_precision_copy(model, config, mixed_precision):
-  """``model``'s weights in the same network built under ``mixed_{dtype}``.
-
-  The network is rebuilt from the run's training config, as the trainer
-  builds it.
-  """
-  import keras  # pylint: disable=g-import-not-at-top
-  from jgr_p2o_tf import trainer  # pylint: disable=g-import-not-at-top
-  try:
-    resolved = train_config.TrainConfig(**config)
-  except TypeError as e:
-    raise ValueError(f"config.json does not fit TrainConfig ({e})") from None
-  num_joints = skeletons.get_skeleton(resolved.skeleton).num_joints
-  previous = keras.config.dtype_policy()
-  keras.config.set_dtype_policy(f"mixed_{mixed_precision}")
-  try:
-    mixed = trainer.build_model_from_config(resolved, num_joints)
-  finally:
-    keras.config.set_dtype_policy(previous)
+  # The model carries its build arguments: the copy is the same network
+  # built under the mixed policy.
+  mixed = model_lib.JGRP2OModel.from_config(
+      {**model.get_config(), "dtype": f"mixed_{mixed_precision}"})
   mixed.set_weights(model.get_weights())
   return mixed

@@ -38,7 +38,7 @@ FORMAT_VERSION = 1
 
 def metadata(*, skeleton, cube_mm, crop_size, output_grid, num_stacks,
              dataset, camera, dtype_policy, jit_compile, batch_norm_folded,
-             source):
+             source, coordinate_convention):
   """The metadata dict stored with a SavedModel.
 
   Args:
@@ -53,6 +53,8 @@ def metadata(*, skeleton, cube_mm, crop_size, output_grid, num_stacks,
     jit_compile: whether the network is compiled with XLA.
     batch_norm_folded: how many batch norms were folded.
     source: where the model came from, or None.
+    coordinate_convention: the network's (``geometry.COORDINATE_CONVENTIONS``);
+      the signatures return the project's whatever it is.
   """
   num_joints = skeleton.num_joints
   grid_h, grid_w = output_grid
@@ -67,6 +69,7 @@ def metadata(*, skeleton, cube_mm, crop_size, output_grid, num_stacks,
       "crop_size": int(crop_size),
       "output_grid": [int(grid_h), int(grid_w)],
       "num_stacks": int(num_stacks),
+      "coordinate_convention": coordinate_convention,
       "dataset": dataset,
       "camera": None if camera is None else dataclasses.asdict(camera),
       "dtype_policy": dtype_policy,
@@ -84,13 +87,14 @@ def metadata(*, skeleton, cube_mm, crop_size, output_grid, num_stacks,
                   "joints_uvd": f"(B, {num_joints}, 3) full-frame pixels "
                                 "(u column, v row) and depth mm",
                   "joints_uvz": f"(B, {num_joints}, 3) normalized UVZ of "
-                                "the crop"}},
+                                "the crop (project convention)"}},
           SIGNATURE_CROP: {
               "inputs": {
                   "depth_crop": f"(B, {crop_size}, {crop_size}, 1) float32 "
                                 "normalized depth crop"},
               "outputs": {
-                  "joints_uvz": f"(B, {num_joints}, 3) normalized UVZ",
+                  "joints_uvz": f"(B, {num_joints}, 3) normalized UVZ "
+                                "(project convention)",
                   "voting_maps": f"(B, {grid_h}, {grid_w}, {num_joints}) "
                                  "voting weights of the last stack"}}},
   }

@@ -20,6 +20,7 @@ from absl import flags
 
 from jgr_p2o_tf import cli
 from jgr_p2o_tf import dataset_profiles
+from jgr_p2o_tf import geometry
 from jgr_p2o_tf import train_config
 
 _DATASET = flags.DEFINE_enum("dataset", None, dataset_profiles.NAMES,
@@ -49,6 +50,10 @@ _FIELD_FLAGS = {
     "head": ("Head: JGR-P2O or an ablation (Tables 2 and 4).",
              ("jgr", "p2o", "attention", "dhm")),
     "num_features": "Feature channels.",
+    "coordinate_convention": (
+        "Normalized UVZ and output grid of the model: this project's, or "
+        "those of the authors' TF1 code (geometry.COORDINATE_CONVENTIONS).",
+        geometry.COORDINATE_CONVENTIONS),
     "beta": "Weight of the offset loss (Eq. 9); 0 disables it.",
     "huber_delta": "Huber delta on normalized coordinates.",
     "augment": "Online augmentation.",

@@ -10,6 +10,8 @@ neither TensorFlow nor Keras, so that commands parse their flags quickly.
 import dataclasses
 import os
 
+from jgr_p2o_tf import geometry
+
 STRATEGIES = ("default", "mirrored", "multi_worker")
 MIXED_PRECISION = ("none", "bfloat16", "float16")
 WEIGHT_DECAY_MODES = ("l2", "decoupled")
@@ -32,6 +34,7 @@ class TrainConfig:
   graph: str = "skeleton"
   head: str = "jgr"
   num_features: int = 128
+  coordinate_convention: str = "project"
   beta: float = 1e-4
   huber_delta: float = 0.01
   rotation_deg: float = 180.0
@@ -53,7 +56,8 @@ class TrainConfig:
   def validate(self):
     """Raises ValueError naming the bad setting and what is allowed."""
     choices = {"strategy": STRATEGIES, "mixed_precision": MIXED_PRECISION,
-               "weight_decay_mode": WEIGHT_DECAY_MODES}
+               "weight_decay_mode": WEIGHT_DECAY_MODES,
+               "coordinate_convention": geometry.COORDINATE_CONVENTIONS}
     for name, allowed in choices.items():
       if getattr(self, name) not in allowed:
         raise ValueError(f"--{name}={getattr(self, name)!r} is not one of "

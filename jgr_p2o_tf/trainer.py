@@ -16,6 +16,13 @@ Files in ``model_dir``:
   * ``history.json``: per-epoch training loss and validation error.
   * ``train/``, ``validation/``: TensorBoard event files.
 
+Coordinate convention: the records hold the joints in the project's
+normalized UVZ and are augmented in it (rotation about the crop centre,
+translation in cube units); a model in the authors' convention
+(``coordinate_convention="authors"``) gets its labels converted after the
+augmentation, inside the compiled step, and is validated and drawn through
+``geometry.convert_uvz`` back to the project's.
+
 Weight decay: the authors' TensorFlow 1 code adds an L2 penalty
 ``weight_decay/2 · Σ‖w‖²`` on convolution and dense kernels to the loss and
 optimises with Adam (``weight_decay_mode="l2"``, the default here); AdamW's
@@ -34,6 +41,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from jgr_p2o_tf import augment
+from jgr_p2o_tf import geometry
 from jgr_p2o_tf import input_pipeline
 from jgr_p2o_tf import losses
 from jgr_p2o_tf import metrics
@@ -61,7 +69,8 @@ def build_model_from_config(config, num_joints):
   return model_lib.build_model(
       num_joints, num_stacks=config.num_stacks, graph=config.graph,
       head=config.head, num_features=config.num_features,
-      skeleton=config.skeleton)
+      skeleton=config.skeleton,
+      coordinate_convention=config.coordinate_convention)
 
 
 def _decayed_kernels(model):
@@ -169,12 +178,14 @@ class Trainer:
       depth, joints_uvz = augment.augment_batch(
           depth, joints_uvz, batch["cube"], config.augment_config,
           seed + tf.cast(replica, seed.dtype) * 7919)
+    joints_uvz = geometry.convert_uvz(joints_uvz, depth.shape[1], "project",
+                                      config.coordinate_convention)
     replicas = self.strategy.num_replicas_in_sync
     with tf.GradientTape() as tape:
       outputs = self.model(depth, training=True)
       total, parts = losses.jgr_p2o_loss(
           outputs, joints_uvz, depth, offset_weight=config.beta,
-          delta=config.huber_delta)
+          delta=config.huber_delta, convention=config.coordinate_convention)
       # Each replica's loss is a mean over its slice of the global batch;
       # dividing by the replicas makes the cross-replica sum the global mean.
       loss = total / replicas
@@ -331,9 +342,11 @@ def _log_validation(writer, step, error, trainer, data_dir, subjects):
   depth = batch["depth"][0, ..., 0].numpy()
   # Trainer resolved config.skeleton from the manifest: a known layout.
   skeleton = skeletons.get_skeleton(trainer.config.skeleton)
+  joints_uvz = geometry.convert_uvz(
+      np.asarray(outputs["joints_uvz"][0]), depth.shape[0],
+      trainer.config.coordinate_convention)
   joints = visualize.figure_to_array(visualize.plot_crop_with_joints(
-      depth, np.asarray(outputs["joints_uvz"][0]), skeleton,
-      gt_uvz=batch["joints_uvz"][0].numpy()))
+      depth, joints_uvz, skeleton, gt_uvz=batch["joints_uvz"][0].numpy()))
   voting = visualize.figure_to_array(visualize.plot_voting_maps(
       depth, np.asarray(outputs["voting_maps"][0]),
       skeleton.joint_names))

@@ -11,6 +11,8 @@ Crop-space conventions (ARCHITECTURE.md): a crop is S×S normalized depth shown
 with crop pixel centres at integer coordinates, so a normalized joint ``uv``
 is drawn at pixel ``uv·S − 0.5``; the network's output grid h×w covers the
 same square, its cell (i, j) centred at uv ``((j + 0.5)/w, (i + 0.5)/h)``.
+Joints are in the project's coordinate convention; ``plot_offset_field``,
+which draws a model's own grid and offsets, takes the model's.
 
 Method results are the entries of an evaluation report (see
 ``jgr_p2o_tf.evaluation``): dicts with ``name``, ``mean_error_mm``,
@@ -27,6 +29,7 @@ from matplotlib.backends import backend_agg
 import numpy as np
 
 from jgr_p2o_tf import dataset_profiles
+from jgr_p2o_tf import geometry
 from jgr_p2o_tf import metrics
 from jgr_p2o_tf import skeletons
 
@@ -77,9 +80,10 @@ def _crop_2d(depth_crop):
   return crop
 
 
-def uvz_to_crop_pixels(joints_uvz, crop_size):
+def uvz_to_crop_pixels(joints_uvz, crop_size, convention="project"):
   """(..., J, 2+) normalized UV(Z) → (..., J, 2) crop pixel coordinates."""
-  return np.asarray(joints_uvz)[..., :2] * crop_size - 0.5
+  return geometry.normalized_to_pixel(np.asarray(joints_uvz)[..., :2],
+                                      crop_size, convention)
 
 
 def _crop_extent(crop_size):
@@ -231,7 +235,8 @@ def plot_voting_maps(depth_crop, voting_maps, joint_names, joints_uvz=None,
 
 
 def plot_offset_field(depth_crop, offset_maps, voting_maps, joint_index,
-                      joint_name=None, min_relative_weight=0.02, ax=None):
+                      joint_name=None, min_relative_weight=0.02, ax=None,
+                      convention="project"):
   """Each output-grid cell's predicted offset to one joint, as arrows.
 
   An arrow starts at a cell centre and ends where that cell votes for the
@@ -247,6 +252,8 @@ def plot_offset_field(depth_crop, offset_maps, voting_maps, joint_index,
     min_relative_weight: cells with less than this fraction of the largest
       weight are not drawn, so the arrows that matter stay legible.
     ax: axes to draw into; a new figure when None.
+    convention: the model's coordinate convention
+      (``model.coordinate_convention``): where its cells and offsets are.
 
   Returns:
     The Figure.
@@ -257,13 +264,16 @@ def plot_offset_field(depth_crop, offset_maps, voting_maps, joint_index,
   weights = np.asarray(voting_maps)[..., joint_index]
   h, w = weights.shape
   rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
-  cell_uv = np.stack([(cols + 0.5) / w, (rows + 0.5) / h], axis=-1)
+  cell_uv = np.stack([geometry.pixel_to_normalized(cols, w, convention),
+                      geometry.pixel_to_normalized(rows, h, convention)],
+                     axis=-1)
   votes_uv = cell_uv + offsets
   voted_uv = (np.sum(weights[..., None] * votes_uv, axis=(0, 1)) /
               np.sum(weights))
 
-  start = uvz_to_crop_pixels(cell_uv, size).reshape(-1, 2)
-  delta = (offsets * size).reshape(-1, 2)
+  start = uvz_to_crop_pixels(cell_uv, size, convention).reshape(-1, 2)
+  delta = (uvz_to_crop_pixels(votes_uv, size, convention).reshape(-1, 2) -
+           start)
   flat = weights.ravel()
   shown = np.flatnonzero(flat >= min_relative_weight * flat.max())
   # Heaviest arrows last, so that they are drawn on top.
@@ -277,7 +287,7 @@ def plot_offset_field(depth_crop, offset_maps, voting_maps, joint_index,
       norm=mpl_colors.Normalize(0.0, float(flat.max())),
       angles="xy", scale_units="xy", scale=1.0, width=0.005, zorder=2)
   fig.colorbar(arrows, ax=ax, label="voting weight")
-  voted = uvz_to_crop_pixels(voted_uv, size)
+  voted = uvz_to_crop_pixels(voted_uv, size, convention)
   ax.scatter(voted[0], voted[1], marker="*", s=220, color=PRED_COLOR,
              edgecolors="white", linewidths=0.8, zorder=3,
              label="weighted vote")

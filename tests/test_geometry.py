@@ -124,6 +124,52 @@ def test_batched_normalization_round_trip():
         atol=1e-12)
 
 
+def test_coordinate_conventions_map_crop_pixels():
+  pixels = np.array([0.0, 47.5, 95.0])
+  np.testing.assert_allclose(
+      geometry.pixel_to_normalized(pixels, S, "project"),
+      [0.5 / 96, 0.5, 95.5 / 96])
+  # The authors' labels: crop pixel / 95, so pixels 0 and 95 are 0 and 1.
+  np.testing.assert_allclose(
+      geometry.pixel_to_normalized(pixels, S, "authors"), [0.0, 0.5, 1.0])
+  for convention in geometry.COORDINATE_CONVENTIONS:
+    np.testing.assert_allclose(geometry.normalized_to_pixel(
+        geometry.pixel_to_normalized(pixels, S, convention), S, convention),
+                               pixels, atol=1e-12)
+  with pytest.raises(ValueError, match="Unknown coordinate convention 'tf1'"):
+    geometry.pixel_to_normalized(pixels, S, "tf1")
+
+
+def test_convert_uvz_keeps_the_full_frame_joints():
+  import keras  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(7)
+  camera, cube = dataset_profiles.get_profile("nyu").camera, geometry.cube_vector(250.0)
+  centre_xyz = random_centre_xyz(rng, camera, 700.0).astype(np.float64)
+  affine = geometry.crop_affine(geometry.xyz_to_uvd(centre_xyz, camera), cube,
+                                camera)
+  joints_uvd = geometry.xyz_to_uvd(
+      centre_xyz + rng.uniform(-100, 100, (14, 3)), camera)
+  project = geometry.uvd_to_normalized(joints_uvd, affine, centre_xyz[2], cube)
+  authors = geometry.uvd_to_normalized(joints_uvd, affine, centre_xyz[2], cube,
+                                       convention="authors")
+  crop_pixels = geometry.apply_affine(affine, joints_uvd[:, :2])
+  np.testing.assert_allclose(authors[:, :2], crop_pixels / 95, atol=1e-12)
+  np.testing.assert_array_equal(authors[:, 2], project[:, 2])
+  np.testing.assert_allclose(geometry.convert_uvz(authors, S, "authors"),
+                             project, atol=1e-12)
+  np.testing.assert_allclose(
+      geometry.convert_uvz(project, S, "project", "authors"), authors,
+      atol=1e-12)
+  np.testing.assert_allclose(
+      geometry.normalized_to_uvd(authors, affine, centre_xyz[2], cube,
+                                 convention="authors"), joints_uvd, atol=1e-9)
+  # Backend tensors (the train step, the exported graph) give the same.
+  converted = geometry.convert_uvz(
+      keras.ops.convert_to_tensor(authors.astype(np.float32)), S, "authors")
+  np.testing.assert_allclose(keras.ops.convert_to_numpy(converted), project,
+                             atol=1e-6)
+
+
 @pytest.mark.parametrize("camera, cube, depth", CROP_CASES)
 def test_disc_in_depth_lands_at_its_normalized_uvz(camera, cube, depth):
   rng = np.random.default_rng(4)

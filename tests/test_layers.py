@@ -113,46 +113,73 @@ def test_pixel_uvz_grid_centres_and_pooled_depth():
     pixel_uvz(np.zeros((1, 90, 90, 1), np.float32))
 
 
+def test_pixel_uvz_in_the_authors_convention_samples_like_their_resize():
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  depth = np.random.default_rng(14).uniform(-1, 1, size=(2, 96, 96, 1))
+  depth = depth.astype(np.float32)
+  grid = _numpy(pixel_uvz(depth, convention="authors"))
+  i, j = 5, 17
+  np.testing.assert_allclose(grid[1, i, j, :2], [j / 23, i / 23], rtol=1e-6)
+  np.testing.assert_array_equal(grid[..., 2], depth[:, ::4, ::4, 0])
+  # TF1's tf.image.resize_images(BILINEAR): align_corners and half-pixel
+  # centres off, the kernel TensorFlow 2 keeps as the raw op.
+  resized = tf.raw_ops.ResizeBilinear(images=depth, size=[24, 24],
+                                      align_corners=False,
+                                      half_pixel_centers=False)
+  np.testing.assert_array_equal(grid[..., 2], resized.numpy()[..., 0])
+
+
 # PixelToOffset (Eq. 6).
 
 
-def test_ground_truth_offsets_give_the_joints_for_any_voting_maps():
+@pytest.mark.parametrize("convention", ["project", "authors"])
+def test_ground_truth_offsets_give_the_joints_for_any_voting_maps(convention):
   rng = np.random.default_rng(5)
   depth = rng.uniform(-1, 1, size=(3, 96, 96, 1)).astype(np.float32)
   joints = rng.uniform([0, 0, -1], [1, 1, 1], size=(3, 14, 3))
-  offset_maps = ground_truth_offset_maps(joints.astype(np.float32), depth)
+  offset_maps = ground_truth_offset_maps(joints.astype(np.float32), depth,
+                                         convention=convention)
   assert tuple(offset_maps.shape) == (3, 24, 24, 14, 3)
   for scale in (0.1, 3.0, 30.0):
     voting_maps = _random_voting_maps(rng, (3, 24, 24, 14), scale)
-    estimated = offsets_to_joints(voting_maps, offset_maps, pixel_uvz(depth))
+    estimated = offsets_to_joints(voting_maps, offset_maps,
+                                  pixel_uvz(depth, convention=convention))
     np.testing.assert_allclose(_numpy(estimated), joints, atol=1e-5)
 
 
-def test_pixel_to_offset_layer_averages_pixels_plus_offsets():
+@pytest.mark.parametrize("convention", ["project", "authors"])
+def test_pixel_to_offset_layer_averages_pixels_plus_offsets(convention):
   rng = np.random.default_rng(6)
   features = rng.normal(size=(2, 6, 6, 8)).astype(np.float32)
   voting_maps = _random_voting_maps(rng, (2, 6, 6, NUM_JOINTS))
   depth = rng.uniform(-1, 1, size=(2, 24, 24, 1)).astype(np.float32)
-  layer = PixelToOffset(NUM_JOINTS)
-  layer(features, voting_maps, depth)
-  bias = np.arange(3 * NUM_JOINTS, dtype=np.float32) / 100
-  layer.offset_conv.set_weights([np.zeros((1, 1, 8, 3 * NUM_JOINTS)), bias])
+  layer = PixelToOffset(NUM_JOINTS, convention)
   joints, offset_maps = layer(features, voting_maps, depth)
-  # Channel 3k + c of the convolution is the offset to joint k along c.
-  np.testing.assert_allclose(_numpy(offset_maps)[1, 2, 3],
-                             bias.reshape(NUM_JOINTS, 3))
-  pixels = depth.reshape(2, 6, 4, 6, 4).mean(axis=(2, 4))
-  grid = np.concatenate([np.broadcast_to(pixel_uv(6, 6), (2, 6, 6, 2)),
-                         pixels[..., None]], axis=-1)
-  expected = np.einsum("bhwk,bhwc->bkc", voting_maps, grid) + bias.reshape(
-      NUM_JOINTS, 3)
-  np.testing.assert_allclose(_numpy(joints), expected, atol=1e-6)
+  # Channel c·N + k of the convolution is the offset to joint k along c.
+  channels = features @ _kernel(layer.offset_conv)
+  expected_offsets = channels.reshape(2, 6, 6, 3, NUM_JOINTS).transpose(
+      0, 1, 2, 4, 3)
+  np.testing.assert_allclose(_numpy(offset_maps), expected_offsets,
+                             atol=1e-6)
+  np.testing.assert_allclose(_numpy(offset_maps)[1, 2, 3, 4],
+                             channels[1, 2, 3, [4, 9, 14]], atol=1e-6)
+  if convention == "authors":
+    pixels = depth[:, ::4, ::4, 0]
+  else:
+    pixels = depth.reshape(2, 6, 4, 6, 4).mean(axis=(2, 4))
+  grid = np.concatenate(
+      [np.broadcast_to(pixel_uv(6, 6, convention), (2, 6, 6, 2)),
+       pixels[..., None]], axis=-1)
+  expected = np.einsum("bhwk,bhwc->bkc", voting_maps, grid) + np.einsum(
+      "bhwk,bhwkc->bkc", voting_maps, expected_offsets)
+  np.testing.assert_allclose(_numpy(joints), expected, atol=1e-5)
 
 
 def test_pixel_to_offset_layer_conventions():
   rng = np.random.default_rng(7)
   run_layer_test(
-      PixelToOffset, {"num_joints": NUM_JOINTS},
+      PixelToOffset, {"num_joints": NUM_JOINTS,
+                      "coordinate_convention": "authors"},
       {"features": rng.normal(size=(2, 6, 6, 8)).astype(np.float32),
        "voting_maps": _random_voting_maps(rng, (2, 6, 6, NUM_JOINTS)),
        "depth_crop": rng.uniform(-1, 1, (2, 24, 24, 1)).astype(np.float32)},
@@ -206,12 +233,17 @@ def _kernel(conv):
 
 
 def _reference_jgr(layer, x):
-  """Eq. 1–5 in NumPy with the layer's weights, BN in inference mode."""
+  """Eq. 1–5 in NumPy with the layer's weights, BN in inference mode.
+
+  φ' is a 1×1 convolution + BN + ReLU and τ reads [x, c], as in the
+  authors' code.
+  """
   b, h, w, c = x.shape
   n = layer.num_joints
   votes = _softmax((x @ _kernel(layer.voting_conv)).reshape(b, h * w, n), 1)
-  transformed = (x @ _kernel(layer.pixel_transform) +
-                 _numpy(layer.pixel_transform.bias)).reshape(b, h * w, c)
+  transformed = np.maximum(_bn(x @ _kernel(layer.pixel_transform),
+                               layer.pixel_transform_bn), 0).reshape(
+                                   b, h * w, c)
   joint_features = np.einsum("bpk,bpc->bkc", votes, transformed)
   if layer.graph == "skeleton":
     connections = layer.adjacency
@@ -226,7 +258,7 @@ def _reference_jgr(layer, x):
   context = np.einsum("bpk,bkc->bpc", votes, evolved).reshape(b, h, w, c) / n
   context = np.maximum(_bn(context @ _kernel(layer.context_conv),
                            layer.context_bn), 0)
-  fused = np.concatenate([context, x], axis=-1) @ _kernel(layer.fusion_conv)
+  fused = np.concatenate([x, context], axis=-1) @ _kernel(layer.fusion_conv)
   return np.maximum(_bn(fused, layer.fusion_bn), 0), votes.reshape(b, h, w, n)
 
 
@@ -302,17 +334,18 @@ def test_joint_graph_reasoning_rejects_bad_graphs():
 # DifferentiableHeatmap (Iqbal et al.).
 
 
-def test_differentiable_heatmap_is_soft_argmax_and_weighted_depth():
+@pytest.mark.parametrize("convention", ["project", "authors"])
+def test_differentiable_heatmap_is_soft_argmax_and_weighted_depth(convention):
   rng = np.random.default_rng(11)
   x = rng.normal(size=(2, 6, 6, 8)).astype(np.float32)
-  layer = DifferentiableHeatmap(NUM_JOINTS)
+  layer = DifferentiableHeatmap(NUM_JOINTS, convention)
   joints, heat_maps, depth_maps = (_numpy(t) for t in layer(x))
   expected_heat = _spatial_softmax(x @ _kernel(layer.heatmap_conv))
   expected_depth = x @ _kernel(layer.depth_conv) + _numpy(
       layer.depth_conv.bias)
   np.testing.assert_allclose(heat_maps, expected_heat, atol=1e-6)
   np.testing.assert_allclose(depth_maps, expected_depth, atol=1e-5)
-  uv = np.einsum("bhwk,hwc->bkc", expected_heat, pixel_uv(6, 6))
+  uv = np.einsum("bhwk,hwc->bkc", expected_heat, pixel_uv(6, 6, convention))
   z = (expected_heat * expected_depth).sum(axis=(1, 2))
   np.testing.assert_allclose(joints, np.concatenate([uv, z[..., None]], -1),
                              atol=1e-5)

@@ -14,6 +14,7 @@ from keras import ops
 
 from jgr_p2o_tf import skeletons
 from jgr_p2o_tf.losses import jgr_p2o_loss
+from jgr_p2o_tf.model import JGRP2OModel
 from jgr_p2o_tf.model import build_model
 from keras_test_helper import trainable_gradients
 
@@ -34,21 +35,21 @@ BATCH = 2
 # build_model arguments, the paper's figure, its tolerance, and the exact
 # trainable and all-weights (with BN moving statistics) counts.
 PAPER_COUNTS = [
-    ("1 stack (Table 3)", {"num_stacks": 1}, 0.72e6, 0.015, 715_402, 722_506),
+    ("1 stack (Table 3)", {"num_stacks": 1}, 0.72e6, 0.015, 715_488, 722_848),
     ("2 stacks, skeleton graph (Tables 1, 3, 4)", {}, 1.37e6, 0.015,
-     1_365_044, 1_378_292),
-    ("3 stacks (Table 3)", {"num_stacks": 3}, 2.02e6, 0.015, 2_014_686,
-     2_034_078),
+     1_365_216, 1_378_976),
+    ("3 stacks (Table 3)", {"num_stacks": 3}, 2.02e6, 0.015, 2_014_944,
+     2_035_104),
     ("feature similarity graph (Table 1)", {"graph": "feature_similarity"},
-     1.43e6, 0.015, 1_430_580, 1_443_828),
+     1.43e6, 0.015, 1_430_752, 1_444_512),
     ("parameterized graph (Table 1)", {"graph": "parameterized"}, 1.37e6,
-     0.015, 1_365_436, 1_378_684),
+     0.015, 1_365_608, 1_379_368),
     ("attention baseline (Table 4)", {"head": "attention"}, 1.42e6, 0.03,
-     1_414_964, 1_429_236),
-    ("DHM baseline (Table 4)", {"head": "dhm"}, 1.37e6, 0.03, 1_359_612,
-     1_372_860),
+     1_414_880, 1_429_152),
+    ("DHM baseline (Table 4)", {"head": "dhm"}, 1.37e6, 0.03, 1_359_868,
+     1_373_628),
     ("P2O without JGR (Table 2, no count)", {"head": "p2o"}, None, None,
-     1_199_924, 1_212_148),
+     1_199_840, 1_212_064),
 ]
 
 
@@ -147,7 +148,8 @@ def test_output_shapes(head, graph):
 
 
 def test_a_single_stack_model_returns_a_list_also_after_loading(tmp_path):
-  model = build_model(JOINTS, num_stacks=1, num_features=8, input_size=32)
+  model = build_model(JOINTS, num_stacks=1, num_features=8, input_size=32,
+                      coordinate_convention="authors")
   depth = _depth_crop(32)
   outputs = model(depth)
   assert isinstance(outputs, list) and len(outputs) == 1
@@ -155,8 +157,41 @@ def test_a_single_stack_model_returns_a_list_also_after_loading(tmp_path):
   model.save(tmp_path / "model.keras")
   revived = keras.saving.load_model(tmp_path / "model.keras")
   assert type(revived) is type(model)
+  assert revived.coordinate_convention == "authors"
   outputs = revived.predict(depth, verbose=0)
   assert isinstance(outputs, list) and len(outputs) == 1
+  np.testing.assert_array_equal(outputs[0]["joints_uvz"],
+                                _numpy(model(depth)[0]["joints_uvz"]))
+
+
+def test_config_is_the_build_arguments_and_rebuilds_under_another_policy():
+  own = skeletons.Skeleton("line", tuple("abc"), ((0, 1), (1, 2)))
+  model = build_model(3, skeleton=own, num_stacks=1, num_features=8,
+                      input_size=32, coordinate_convention="authors")
+  _randomize(model)
+  # As a .keras file stores it: JSON.
+  config = json.loads(json.dumps(model.get_config()))
+  assert config == {
+      "name": "jgr_p2o_jgr", "trainable": True, "dtype": "float32",
+      "num_joints": 3, "num_stacks": 1, "graph": "skeleton", "head": "jgr",
+      "num_features": 8, "input_size": 32,
+      "skeleton": {"name": "line", "joint_names": ["a", "b", "c"],
+                   "bones": [[0, 1], [1, 2]]},
+      "coordinate_convention": "authors"}
+  assert build_model(14, num_stacks=1, num_features=8, input_size=32,
+                     skeleton="nyu").get_config()["skeleton"] == "nyu"
+  depth = _depth_crop(32)
+  expected = _flat_outputs(model(depth, training=False))
+  mixed = JGRP2OModel.from_config({**config, "dtype": "mixed_bfloat16"})
+  assert keras.config.dtype_policy().name == "float32"
+  assert mixed.get_layer("stem_conv").compute_dtype == "bfloat16"
+  assert mixed.get_config() == {**config, "dtype": "mixed_bfloat16"}
+  mixed.set_weights(model.get_weights())
+  actual = _flat_outputs(mixed(depth, training=False))
+  np.testing.assert_allclose(actual["stack1_joints_uvz"],
+                             expected["stack1_joints_uvz"], atol=0.01)
+  with pytest.raises(ValueError, match="earlier version"):
+    JGRP2OModel.from_config({"layers": [], "input_layers": []})
 
 
 def test_layer_names_are_stable():
@@ -310,6 +345,7 @@ def test_mixed_precision_keeps_outputs_and_loss_in_float32(policy, head):
     ({"input_size": 48}, "input_size must be a positive multiple of 32"),
     ({"num_features": 30}, "num_features must be a positive multiple of 4"),
     ({"num_stacks": 0}, "num_stacks must be a positive integer"),
+    ({"coordinate_convention": "tf1"}, "Unknown coordinate convention 'tf1'"),
 ])
 def test_bad_arguments_raise_value_errors(kwargs, message):
   with pytest.raises(ValueError, match=message):

@@ -199,3 +199,32 @@ def test_batch_not_divisible_by_replicas_is_refused(synthetic_records,
       env=dict(os.environ, LOGICAL_CPUS="2"))
   assert result.returncode != 0
   assert "--batch_size=31 is not divisible by the 2 replicas" in result.stderr
+
+
+def test_a_model_in_the_authors_convention_is_taught_in_it(synthetic_records,
+                                                          tmp_path):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import geometry  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import input_pipeline  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import losses  # pylint: disable=g-import-not-at-top
+  config = _config(synthetic_records, tmp_path, num_features=8, augment=False,
+                   coordinate_convention="authors")
+  trainer = trainer_lib.Trainer(config)
+  assert trainer.model.coordinate_convention == "authors"
+  batch = next(iter(input_pipeline.make_dataset(
+      config.train_dir, batch_size=8, training=False)))
+  batch = {k: batch[k] for k in ("depth", "joints_uvz", "cube")}
+  outputs = trainer.model(batch["depth"], training=True)
+  # The records' labels, converted, or as they are.
+  losses_by_labels = [
+      losses.jgr_p2o_loss(outputs, labels, batch["depth"],
+                          convention="authors")[1][0]
+      for labels in (geometry.convert_uvz(batch["joints_uvz"], 96, "project",
+                                          "authors"), batch["joints_uvz"])]
+  # One step, run eagerly: the loss it minimises on the same weights.
+  _, parts = trainer._replica_train_step(batch, tf.constant([0, 0], tf.int64))  # pylint: disable=protected-access
+  for name in ("coordinate", "offset"):
+    np.testing.assert_allclose(float(parts[0][name]),
+                               float(losses_by_labels[0][name]), rtol=1e-5)
+  assert abs(float(losses_by_labels[1]["coordinate"]) -
+             float(losses_by_labels[0]["coordinate"])) > 1e-4

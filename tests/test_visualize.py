@@ -103,6 +103,29 @@ def test_offset_field_arrows_start_at_cells_and_vote_for_the_joint():
                              [joint_uv * S - 0.5])
 
 
+def test_offset_field_in_the_authors_convention():
+  # Their cell j is at u = j/23 and u is crop pixel / 95.
+  h = w = 24
+  joint_uv = np.array([0.3, 0.6])
+  rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+  cell_uv = np.stack([cols / (w - 1), rows / (h - 1)], axis=-1)
+  offsets = np.zeros((h, w, 1, 3))
+  offsets[..., 0, :2] = joint_uv - cell_uv
+  weights = np.full((h, w, 1), 1.0 / (h * w))
+  fig = visualize.plot_offset_field(np.ones((S, S)), offsets, weights, 0,
+                                    convention="authors")
+  ax = fig.axes[0]
+  arrows = next(c for c in ax.collections
+                if isinstance(c, mpl_quiver.Quiver))
+  starts = np.stack([arrows.X, arrows.Y], axis=-1)
+  np.testing.assert_allclose(np.sort(np.unique(starts[:, 0])),
+                             95 * np.arange(w) / 23, atol=1e-9)
+  np.testing.assert_allclose(starts + np.stack([arrows.U, arrows.V], -1),
+                             np.tile(joint_uv * 95, (h * w, 1)), atol=1e-9)
+  np.testing.assert_allclose(_scatter(ax, "weighted vote").get_offsets(),
+                             [joint_uv * 95])
+
+
 def test_offset_field_hides_negligible_votes():
   weights = np.zeros((24, 24, 1))
   weights[5, 7] = 0.9

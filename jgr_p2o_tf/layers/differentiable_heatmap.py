@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from jgr_p2o_tf import geometry
 from jgr_p2o_tf.layers.initializers import small_kernel_initializer
 from jgr_p2o_tf.layers.output_grid import pixel_uv
 from jgr_p2o_tf.layers.spatial_softmax import SpatialSoftmax
@@ -15,7 +16,8 @@ class DifferentiableHeatmap(keras.layers.Layer):
   The module that replaces P2O in the "Baseline with DHM Module" of Table 4.
   Per joint k, a 1×1 convolution gives heat-map logits, normalized by the
   spatial softmax into a 2D heat map H_k, and another 1×1 convolution a latent
-  depth map Z_k; then, with (u_i, v_i) the centre of output pixel i,
+  depth map Z_k; then, with (u_i, v_i) the uv of output pixel i on the grid
+  of the layer's coordinate convention (``output_grid.pixel_uv``),
 
     ``u_k = Σ_i H_ki u_i``, ``v_k = Σ_i H_ki v_i`` (soft-argmax) and
     ``z_k = Σ_i H_ki Z_ki``.
@@ -27,6 +29,7 @@ class DifferentiableHeatmap(keras.layers.Layer):
 
   Args:
     num_joints: N.
+    coordinate_convention: one of ``geometry.COORDINATE_CONVENTIONS``.
     **kwargs: base Layer arguments.
 
   Call arguments:
@@ -37,9 +40,11 @@ class DifferentiableHeatmap(keras.layers.Layer):
     (B, h, w, N)), all float32.
   """
 
-  def __init__(self, num_joints, **kwargs):
+  def __init__(self, num_joints, coordinate_convention="project", **kwargs):
     super().__init__(**kwargs)
     self.num_joints = num_joints
+    self.coordinate_convention = geometry.check_convention(
+        coordinate_convention)
 
   def build(self, input_shape):
     self.heatmap_conv = keras.layers.Conv2D(
@@ -57,7 +62,8 @@ class DifferentiableHeatmap(keras.layers.Layer):
     height, width = features.shape[1:3]
     heat_maps = self.spatial_softmax(self.heatmap_conv(features))
     depth_maps = ops.cast(self.depth_conv(features), "float32")
-    grid_uv = ops.convert_to_tensor(pixel_uv(height, width))
+    grid_uv = ops.convert_to_tensor(
+        pixel_uv(height, width, self.coordinate_convention))
     uv = ops.einsum("bhwk,hwc->bkc", heat_maps, grid_uv)
     z = ops.sum(heat_maps * depth_maps, axis=(1, 2))[..., None]
     return ops.concatenate([uv, z], axis=-1), heat_maps, depth_maps
@@ -68,5 +74,6 @@ class DifferentiableHeatmap(keras.layers.Layer):
 
   def get_config(self):
     config = super().get_config()
-    config.update({"num_joints": self.num_joints})
+    config.update({"num_joints": self.num_joints,
+                   "coordinate_convention": self.coordinate_convention})
     return config

@@ -9,9 +9,10 @@ def hourglass(x, order, name):
   """An hourglass of the given order, built recursively.
 
   At each level: an upper branch ``residual(x)`` at the level's resolution and
-  a lower branch ``upsample2(residual(inner(residual(maxpool2(x)))))`` where
+  a lower branch ``upsample2(residual(inner(residual(maxpool(x)))))`` where
   ``inner`` is the hourglass of order - 1 (nothing at order 1); the output is
-  their sum. An hourglass of order n therefore holds 3n residual modules and
+  their sum. The pooling is 3×3 with stride 2 and "same" padding, and the
+  up-sampling nearest-neighbour, as in the authors' code. An hourglass of order n therefore holds 3n residual modules and
   needs H and W divisible by 2^n (order 3: 24 → 12 → 6 → 3 → … → 24).
 
   Layers are named ``{name}_level{order}_{upper|pool|down|up|upsample|add}``.
@@ -31,7 +32,8 @@ def hourglass(x, order, name):
                      f"{height}×{width}.")
   level = f"{name}_level{order}"
   upper = residual_block(x, channels, f"{level}_upper")
-  lower = keras.layers.MaxPooling2D(2, name=f"{level}_pool")(x)
+  lower = keras.layers.MaxPooling2D(3, strides=2, padding="same",
+                                    name=f"{level}_pool")(x)
   lower = residual_block(lower, channels, f"{level}_down")
   if order > 1:
     lower = hourglass(lower, order - 1, name)

@@ -19,7 +19,7 @@ class JointGraphReasoning(keras.layers.Layer):
 
   * pixel-to-joint voting, Eq. 1–2: ``W = Φ(φ(X))`` with φ a 1×1 convolution
     to N channels and Φ the spatial softmax, then the joint features
-    ``f_k = Σ_i w_ki φ'(x_i)`` with φ' a 1×1 convolution C → C;
+    ``f_k = Σ_i w_ki φ'(x_i)`` with φ' a 1×1 convolution C → C + BN + ReLU;
   * graph reasoning, Eq. 3: ``F^e = ReLU(A^e F W^e)``, W^e a C × C matrix and
     A^e, the connection weights, given by ``graph``:
       - "skeleton": the fixed ``D^-1/2 (A + I) D^-1/2`` of the hand's bones,
@@ -30,12 +30,16 @@ class JointGraphReasoning(keras.layers.Layer):
         (initialized to the identity);
   * joint-to-pixel mapping, Eq. 4: the joint context
     ``c_i = ρ((1/N) Σ_k w_ik f^e_k)``, ρ a 1×1 convolution + BN + ReLU;
-  * local feature enhancement, Eq. 5: ``x̄_i = τ([c_i, x_i])``, τ a 1×1
+  * local feature enhancement, Eq. 5: ``x̄_i = τ([x_i, c_i])``, τ a 1×1
     convolution (2C → C) + BN + ReLU.
 
+  Where the paper leaves details open (φ' with a BN and a ReLU, the order of
+  τ's inputs), they are those of the authors' code, so that their trained
+  weights load as they are (``jgr_p2o_tf.import_checkpoint``).
+
   The voting (Eq. 2) and the mapping back (Eq. 4), weighted averages over the
-  pixels, and the softmaxes run in float32 under mixed precision. φ, φ', W^e,
-  ν and ψ, which no BN follows, start from small kernels (TruncatedNormal
+  pixels, and the softmaxes run in float32 under mixed precision. φ, W^e, ν
+  and ψ, which no BN follows, start from small kernels (TruncatedNormal
   σ = 0.01, see ``initializers``): near-uniform voting maps and graph weights.
 
   Args:
@@ -73,9 +77,9 @@ class JointGraphReasoning(keras.layers.Layer):
     self.graph = graph
     self.adjacency = adjacency
 
-  def _conv(self, filters, name, use_bias=False, before_bn=True):
+  def _conv(self, filters, name, before_bn=True):
     initializer = "glorot_uniform" if before_bn else small_kernel_initializer()
-    return keras.layers.Conv2D(filters, 1, use_bias=use_bias,
+    return keras.layers.Conv2D(filters, 1, use_bias=False,
                                kernel_initializer=initializer,
                                dtype=self.dtype_policy, name=name)
 
@@ -92,8 +96,9 @@ class JointGraphReasoning(keras.layers.Layer):
     self.voting_conv = self._conv(self.num_joints, "voting_conv",
                                   before_bn=False)
     self.spatial_softmax = SpatialSoftmax(name="spatial_softmax")
-    self.pixel_transform = self._conv(channels, "pixel_transform",
-                                      use_bias=True, before_bn=False)
+    self.pixel_transform = self._conv(channels, "pixel_transform")
+    self.pixel_transform_bn = batch_normalization("pixel_transform_bn",
+                                                  self.dtype_policy)
     self.graph_transform = self._dense(channels, "graph_transform")
     self.context_conv = self._conv(channels, "context_conv")
     self.context_bn = batch_normalization("context_bn", self.dtype_policy)
@@ -102,6 +107,7 @@ class JointGraphReasoning(keras.layers.Layer):
 
     self.voting_conv.build(input_shape)
     self.pixel_transform.build(input_shape)
+    self.pixel_transform_bn.build(input_shape)
     self.graph_transform.build(joints_shape)
     self.context_conv.build(input_shape)
     self.context_bn.build(input_shape)
@@ -134,9 +140,10 @@ class JointGraphReasoning(keras.layers.Layer):
     # Pixel-to-joint voting (Eq. 1–2), a weighted average in float32.
     voting_maps = self.spatial_softmax(self.voting_conv(features))
     votes = ops.reshape(voting_maps, (-1, pixels, self.num_joints))
-    transformed = ops.reshape(
-        ops.cast(self.pixel_transform(features), "float32"),
-        (-1, pixels, channels))
+    transformed = ops.relu(self.pixel_transform_bn(
+        self.pixel_transform(features), training=training))
+    transformed = ops.reshape(ops.cast(transformed, "float32"),
+                              (-1, pixels, channels))
     joint_features = ops.cast(
         ops.einsum("bpk,bpc->bkc", votes, transformed), self.compute_dtype)
 
@@ -155,7 +162,7 @@ class JointGraphReasoning(keras.layers.Layer):
         self.context_bn(self.context_conv(context), training=training))
 
     # Local feature enhancement (Eq. 5).
-    fused = self.fusion_conv(ops.concatenate([context, features], axis=-1))
+    fused = self.fusion_conv(ops.concatenate([features, context], axis=-1))
     enhanced = ops.relu(self.fusion_bn(fused, training=training))
     return enhanced, voting_maps
 

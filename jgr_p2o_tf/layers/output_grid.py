@@ -4,41 +4,57 @@ One definition of the grid serves the pixel-to-offset module (Eq. 6), the
 differentiable heat-map baseline and the ground-truth offset maps of the loss
 (Eq. 8), so that the offsets the network learns and the offsets it is taught
 are measured from the same points (ARCHITECTURE.md, "Output grid").
+
+The grid depends on the model's coordinate convention
+(``geometry.COORDINATE_CONVENTIONS``):
+  * "project": cell (i, j) at uv ``((j + 0.5)/w, (i + 0.5)/h)``, the centre
+    of the stride × stride block of crop pixels it covers, and Z the mean
+    depth of that block;
+  * "authors": cell (i, j) at ``(j/(w − 1), i/(h − 1))`` and Z the depth of
+    crop pixel (stride·i, stride·j), which is what the authors' TF1 code
+    computes: ``tf.image.resize_images`` (bilinear, align_corners off, no
+    half-pixel centres) samples input position stride·i for output i, an
+    exact pixel when the stride is an integer.
 """
 
 import numpy as np
 from keras import ops
 
+from jgr_p2o_tf import geometry
+
 # Output pixels per input pixel along each axis: a 96×96 crop gives 24×24 maps.
 OUTPUT_STRIDE = 4
 
 
-def pixel_uv(height, width):
-  """Normalized UV of the centres of a height × width grid.
+def pixel_uv(height, width, convention="project"):
+  """Normalized UV of the cells of a height × width grid.
 
-  Pixel (i, j) has ``u = (j + 0.5) / width`` and ``v = (i + 0.5) / height``,
-  so that 0 and 1 are the outer edges of the crop, as in the joints'
-  normalized UVZ.
+  Args:
+    height, width: the grid's size.
+    convention: one of ``geometry.COORDINATE_CONVENTIONS``.
 
   Returns:
     (height, width, 2) float32 NumPy array of (u, v).
   """
-  u = (np.arange(width, dtype=np.float32) + 0.5) / width
-  v = (np.arange(height, dtype=np.float32) + 0.5) / height
+  u = geometry.pixel_to_normalized(np.arange(width, dtype=np.float64), width,
+                                   convention)
+  v = geometry.pixel_to_normalized(np.arange(height, dtype=np.float64),
+                                   height, convention)
   uu, vv = np.meshgrid(u, v)
-  return np.stack([uu, vv], axis=-1)
+  return np.stack([uu, vv], axis=-1).astype(np.float32)
 
 
-def pixel_uvz(depth_crop, stride=OUTPUT_STRIDE):
-  """UVZ of each output pixel: its centre's UV and its mean normalized depth.
+def pixel_uvz(depth_crop, stride=OUTPUT_STRIDE, convention="project"):
+  """UVZ of each output pixel: its UV on the grid and its normalized depth.
 
-  Z is the crop's depth average-pooled over the stride × stride block of input
-  pixels that the output pixel covers (the down-sampled depth image of
-  Sec. 3.4).
+  Z is the down-sampled depth image of Sec. 3.4: the crop's depth averaged
+  over the stride × stride block of input pixels that the output pixel covers
+  ("project"), or the block's top-left pixel ("authors").
 
   Args:
     depth_crop: (B, S, S, 1) normalized depth crop.
     stride: input pixels per output pixel; S must be a multiple of it.
+    convention: one of ``geometry.COORDINATE_CONVENTIONS``.
 
   Returns:
     (B, S / stride, S / stride, 3) float32 tensor of (u, v, z).
@@ -49,7 +65,11 @@ def pixel_uvz(depth_crop, stride=OUTPUT_STRIDE):
                      f"multiple of the output stride {stride}.")
   height, width = size_h // stride, size_w // stride
   depth = ops.cast(depth_crop, "float32")
-  blocks = ops.reshape(depth, (-1, height, stride, width, stride))
-  z = ops.mean(blocks, axis=(2, 4))[..., None]
-  uv = ops.zeros_like(z) + ops.convert_to_tensor(pixel_uv(height, width))
+  if geometry.check_convention(convention) == "authors":
+    z = depth[:, ::stride, ::stride, :]
+  else:
+    blocks = ops.reshape(depth, (-1, height, stride, width, stride))
+    z = ops.mean(blocks, axis=(2, 4))[..., None]
+  uv = ops.zeros_like(z) + ops.convert_to_tensor(
+      pixel_uv(height, width, convention))
   return ops.concatenate([uv, z], axis=-1)

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from jgr_p2o_tf import geometry
 from jgr_p2o_tf.layers.initializers import small_kernel_initializer
 from jgr_p2o_tf.layers.output_grid import pixel_uvz
 
@@ -30,17 +31,21 @@ def offsets_to_joints(voting_maps, offset_maps, pixel_uvz_map):
 class PixelToOffset(keras.layers.Layer):
   """Predicts offset maps and aggregates them into joint positions.
 
-  A 1×1 convolution turns the (enhanced) features into 3N offset maps, the
-  offsets (Δu, Δv, Δz) from every pixel to every joint; Eq. 6 then averages
-  the pixels' votes with the voting maps W. A pixel's UVZ is its centre on the
-  output grid and its mean depth in the crop (``output_grid.pixel_uvz``); the
-  stride of the grid is the ratio of the crop's side to the features' side.
+  A 1×1 convolution without bias turns the (enhanced) features into 3N offset
+  maps, the offsets (Δu, Δv, Δz) from every pixel to every joint, its channels
+  ordered [Δu of the N joints, Δv of the N joints, Δz of the N joints] (the
+  authors' three convolutions side by side); Eq. 6 then averages the pixels'
+  votes with the voting maps W. A pixel's UVZ is its cell on the output grid
+  and its depth in the crop (``output_grid.pixel_uvz``, in the layer's
+  coordinate convention); the stride of the grid is the ratio of the crop's
+  side to the features' side.
 
   The voting maps and the depth crop are used as given (float32), not cast to
   the layer's compute dtype, and the weighted average runs in float32.
 
   Args:
     num_joints: N.
+    coordinate_convention: one of ``geometry.COORDINATE_CONVENTIONS``.
     **kwargs: base Layer arguments.
 
   Call arguments:
@@ -52,11 +57,13 @@ class PixelToOffset(keras.layers.Layer):
     (joints_uvz (B, N, 3) float32, offset_maps (B, h, w, N, 3) float32).
   """
 
-  def __init__(self, num_joints, **kwargs):
+  def __init__(self, num_joints, coordinate_convention="project", **kwargs):
     # No autocasting of the inputs: the offset convolution casts the features
     # itself, and the voting maps and depths of Eq. 6 must stay float32.
     super().__init__(autocast=False, **kwargs)
     self.num_joints = num_joints
+    self.coordinate_convention = geometry.check_convention(
+        coordinate_convention)
 
   def build(self, features_shape, voting_maps_shape, depth_crop_shape):
     height, width = features_shape[1:3]
@@ -69,18 +76,21 @@ class PixelToOffset(keras.layers.Layer):
       raise ValueError(f"The depth crop of shape {depth_crop_shape} is not an "
                        f"integer multiple of the {height}×{width} output grid.")
     self.offset_conv = keras.layers.Conv2D(
-        3 * self.num_joints, 1, kernel_initializer=small_kernel_initializer(),
+        3 * self.num_joints, 1, use_bias=False,
+        kernel_initializer=small_kernel_initializer(),
         dtype=self.dtype_policy, name="offset_conv")
     self.offset_conv.build(features_shape)
 
   def call(self, features, voting_maps, depth_crop):
     height, width = features.shape[1:3]
-    offset_maps = ops.reshape(
+    # Channel c·N + k is the offset to joint k along coordinate c.
+    offset_maps = ops.transpose(ops.reshape(
         ops.cast(self.offset_conv(features), "float32"),
-        (-1, height, width, self.num_joints, 3))
+        (-1, height, width, 3, self.num_joints)), (0, 1, 2, 4, 3))
     stride = depth_crop.shape[1] // height
-    joints_uvz = offsets_to_joints(voting_maps, offset_maps,
-                                   pixel_uvz(depth_crop, stride))
+    joints_uvz = offsets_to_joints(
+        voting_maps, offset_maps,
+        pixel_uvz(depth_crop, stride, self.coordinate_convention))
     return joints_uvz, offset_maps
 
   def compute_output_shape(self, features_shape, voting_maps_shape,
@@ -91,5 +101,6 @@ class PixelToOffset(keras.layers.Layer):
 
   def get_config(self):
     config = super().get_config()
-    config.update({"num_joints": self.num_joints})
+    config.update({"num_joints": self.num_joints,
+                   "coordinate_convention": self.coordinate_convention})
     return config
