@@ -40,7 +40,9 @@ WEIGHT_DECAY = 5e-5
 
 @dataclasses.dataclass(frozen=True)
 class StepConfig:
-  """What a train step computes besides the model; defaults are the paper's.
+  """What a train step computes besides the model.
+
+  The defaults are the paper's; the L2 weight decay is its code's.
 
   Attributes:
     augmentation: the random augmentation, or None for none.

@@ -137,13 +137,14 @@ def test_spheres_follow_their_joints():
 
 
 def _random_parameters(rng, batch):
-  """(θ, s, t mm) over the paper's ranges, and cubes of several sizes."""
+  """(θ, s, t mm) per sample over the paper's ranges."""
   return (rng.uniform(-np.pi, np.pi, batch).astype(np.float32),
           rng.uniform(0.9, 1.1, batch).astype(np.float32),
           rng.uniform(-10, 10, (batch, 3)).astype(np.float32))
 
 
 def _random_cubes(rng, batch):
+  """Cube edges in mm, each of its own size."""
   return rng.uniform(200, 300, (batch, 3)).astype(np.float32)
 
 
