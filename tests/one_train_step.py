@@ -18,7 +18,9 @@ def one_step(model, batch, parameters, transform):
   depth, joints_uvz = transform(batch["depth"], batch["joints_uvz"],
                                 batch["cube"], *parameters)
   before = [ops.convert_to_numpy(v) for v in model.trainable_variables]
-  optimizer = keras.optimizers.Adam(LEARNING_RATE)
+  # With a negligible ε, Adam's first step moves every weight whose gradient
+  # is not zero by the learning rate.
+  optimizer = keras.optimizers.Adam(LEARNING_RATE, epsilon=1e-20)
   step = train_step.TrainStep(model, optimizer,
                               train_step.StepConfig(augmentation=None),
                               jit_compile=False)

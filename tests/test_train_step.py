@@ -74,6 +74,8 @@ batch = {key: inputs[key] for key in ("depth", "joints_uvz", "cube")}
 parameters = [inputs[key] for key in ("theta", "scale", "translation")]
 results = one_step(model, batch, parameters, jax.jit(augment.transform_batch))
 np.savez(f"{folder}/jax.npz", **results)
+# The GPU machines that train under JAX have no TensorFlow.
+assert "tensorflow" not in sys.modules, "the JAX step imported TensorFlow"
 """
 
 
@@ -137,11 +139,13 @@ def test_one_step_is_the_same_under_tensorflow_and_jax(tmp_path):
   for key in (k for k in expected if k.startswith("non_trainable")):
     np.testing.assert_allclose(actual[key], expected[key], rtol=1e-4,
                                atol=1e-6, err_msg=key)
-  # Adam's first step moves each weight by at most the learning rate, and
-  # those with clear gradients by nearly that: the update was applied and,
-  # under JAX, written back to the model.
+  # Adam's first step (ε negligible) moves every weight with a gradient by
+  # the learning rate: the update was applied and, under JAX, written back
+  # to the model.
   for results in (expected, actual):
-    for key in (k for k in results if k.startswith("change")):
-      change = np.abs(results[key])
-      assert change.max() <= one_train_step.LEARNING_RATE * (1 + 1e-5), key
-      assert change.max() >= 0.9 * one_train_step.LEARNING_RATE, key
+    for i in range(len(gradients)):
+      moved = results[f"gradient{i}"] != 0
+      change = np.abs(results[f"change{i}"])
+      np.testing.assert_allclose(change[moved], one_train_step.LEARNING_RATE,
+                                 rtol=5e-4, err_msg=f"change{i}")
+      np.testing.assert_array_equal(change[~moved], 0, err_msg=f"change{i}")
