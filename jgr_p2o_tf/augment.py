@@ -2,8 +2,9 @@
 
 The paper augments with in-plane rotation in [-180°, 180°], 3D scaling in
 [0.9, 1.1] and 3D translation in [-10, 10] mm. Every sample of a batch draws
-its own parameters and the whole batch is transformed with tensor ops, so the
-augmentation runs inside the compiled train step, XLA included.
+its own parameters and the whole batch is transformed with ``keras.ops``, so
+the augmentation runs inside the compiled train step of either backend:
+``tf.function(jit_compile=True)`` under TensorFlow, ``jax.jit`` under JAX.
 
 The forward map in normalized UVZ (ARCHITECTURE.md, "Augmentation"):
 
@@ -30,7 +31,8 @@ rest of the world outside the cube.
 import dataclasses
 import math
 
-import tensorflow as tf
+import keras
+from keras import ops
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,25 +62,42 @@ class AugmentConfig:
           f"translation_mm must be >= 0, got {self.translation_mm}")
 
 
+def _uniform_draws(shape, seed):
+  """U[0, 1) float32 draws, a pure function of the (2,) integer ``seed``.
+
+  ``keras.random`` takes an explicit tensor seed only under JAX (as a PRNG
+  key); under TensorFlow it wants an int or a SeedGenerator, whose state
+  variable cannot be created inside a compiled, distributed step. So
+  TensorFlow's own stateless op is called there, with Philox by name:
+  "auto_select" may pick another generator on another device.
+  """
+  if keras.backend.backend() == "tensorflow":
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    return tf.random.stateless_uniform(shape, seed=seed, dtype=tf.float32,
+                                       alg="philox")
+  return keras.random.uniform(shape, seed=ops.cast(seed, "uint32"),
+                              dtype="float32")
+
+
 def sample_parameters(batch_size, config, seed):
   """Draws per-sample augmentation parameters, a pure function of ``seed``.
 
   Args:
     batch_size: B, a Python int or scalar int tensor.
     config: AugmentConfig.
-    seed: (2,) int32/int64 tensor, as for ``tf.random.stateless_uniform``.
+    seed: (2,) integer tensor or sequence.
 
   Returns:
     (theta, scale, translation_mm): (B,) rotation in radians, (B,) scale and
     (B, 3) translation in mm, all float32.
 
-  Under ``jit_compile=True`` XLA generates its own Philox stream, so a seed
-  gives other (equally deterministic) parameters there than in eager mode or
-  a plain ``tf.function``; a run that keeps its compile mode is reproducible.
+  The two backends draw different streams from the same seed. Under
+  TensorFlow, ``jit_compile=True`` also has XLA generate its own Philox
+  stream, so a seed gives other (equally deterministic) parameters there than
+  in eager mode or a plain ``tf.function``; a run that keeps its backend and
+  compile mode is reproducible.
   """
-  # Philox by name: with "auto_select" the draws may change with the device.
-  draws = tf.random.stateless_uniform(
-      tf.stack([batch_size, 5]), seed=seed, dtype=tf.float32, alg="philox")
+  draws = _uniform_draws([batch_size, 5], seed)
   max_theta = math.radians(config.rotation_deg)
   theta = max_theta * (2.0 * draws[:, 0] - 1.0)
   low, high = config.scale_range
@@ -90,12 +109,12 @@ def sample_parameters(batch_size, config, seed):
 def warp_nearest(images, inverse_affine, fill_value):
   """Nearest-neighbour affine warp, equal to ImageProjectiveTransformV3.
 
-  XLA has no kernel for ``tf.raw_ops.ImageProjectiveTransformV3`` (compiling
-  it with jit_compile=True fails on XLA_CPU_JIT), so the same sampling is
-  written as a gather: output pixel (x, y) (column, row, integer centres)
-  reads input pixel ``round(inverse_affine · [x, y, 1])``, rounding halves
-  away from zero like the op's std::round, and gets ``fill_value`` when that
-  pixel lies outside the image.
+  XLA has no kernel for TensorFlow's ``ImageProjectiveTransformV3`` and
+  ``keras.ops.image.affine_transform`` rounds differently per backend, so the
+  sampling is written as a gather: output pixel (x, y) (column, row, integer
+  centres) reads input pixel ``round(inverse_affine · [x, y, 1])``, rounding
+  halves away from zero like the op's std::round, and gets ``fill_value``
+  when that pixel lies outside the image.
 
   Args:
     images: (B, H, W, C) float32, H, W and C static.
@@ -105,10 +124,10 @@ def warp_nearest(images, inverse_affine, fill_value):
   Returns:
     (B, H, W, C) float32.
   """
-  batch = tf.shape(images)[0]
+  batch = ops.shape(images)[0]
   height, width, channels = images.shape[1:]
-  x = tf.range(width, dtype=tf.float32)[None, None, :]
-  y = tf.range(height, dtype=tf.float32)[None, :, None]
+  x = ops.arange(width, dtype="float32")[None, None, :]
+  y = ops.arange(height, dtype="float32")[None, :, None]
 
   def coefficient(row, column):
     return inverse_affine[:, row, column, None, None]
@@ -116,23 +135,23 @@ def warp_nearest(images, inverse_affine, fill_value):
   # Same operation order as the op, so the sampled pixels agree bit for bit.
   x_in = coefficient(0, 0) * x + coefficient(0, 1) * y + coefficient(0, 2)
   y_in = coefficient(1, 0) * x + coefficient(1, 1) * y + coefficient(1, 2)
-  column = tf.cast(_round_half_away_from_zero(x_in), tf.int32)
-  row = tf.cast(_round_half_away_from_zero(y_in), tf.int32)
+  column = ops.cast(_round_half_away_from_zero(x_in), "int32")
+  row = ops.cast(_round_half_away_from_zero(y_in), "int32")
   inside = (column >= 0) & (column < width) & (row >= 0) & (row < height)
   # Clamping keeps the gather in bounds; the outside reads are replaced below.
-  index = ((tf.range(batch)[:, None, None] * height
-            + tf.clip_by_value(row, 0, height - 1)) * width
-           + tf.clip_by_value(column, 0, width - 1))
-  warped = tf.gather(tf.reshape(images, [-1, channels]), index)
-  return tf.where(inside[..., None], warped,
-                  tf.cast(fill_value, warped.dtype))
+  index = ((ops.arange(batch, dtype="int32")[:, None, None] * height
+            + ops.clip(row, 0, height - 1)) * width
+           + ops.clip(column, 0, width - 1))
+  warped = ops.take(ops.reshape(images, (-1, channels)), index, axis=0)
+  return ops.where(inside[..., None], warped,
+                   ops.cast(fill_value, warped.dtype))
 
 
 def _round_half_away_from_zero(x):
-  """std::round; tf.round would round halves to even."""
-  magnitude = tf.abs(x)
-  whole = tf.floor(magnitude)
-  return tf.sign(x) * (whole + tf.cast(magnitude - whole >= 0.5, x.dtype))
+  """std::round; ops.round would round halves to even."""
+  magnitude = ops.abs(x)
+  whole = ops.floor(magnitude)
+  return ops.sign(x) * (whole + ops.cast(magnitude - whole >= 0.5, x.dtype))
 
 
 def transform_batch(depth, joints_uvz, cube, theta, scale, translation_mm):
@@ -154,18 +173,15 @@ def transform_batch(depth, joints_uvz, cube, theta, scale, translation_mm):
   Returns:
     (depth', joints_uvz'): (B, S, S, 1) and (B, J, 3) float32.
   """
-  depth = tf.cast(depth, tf.float32)
-  joints_uvz = tf.cast(joints_uvz, tf.float32)
-  cube = tf.cast(cube, tf.float32)
-  theta = tf.cast(theta, tf.float32)
-  scale = tf.cast(scale, tf.float32)
-  translation_mm = tf.cast(translation_mm, tf.float32)
+  depth, joints_uvz, cube, theta, scale, translation_mm = (
+      ops.cast(x, "float32")
+      for x in (depth, joints_uvz, cube, theta, scale, translation_mm))
   size = depth.shape[1]
   if size is None or depth.shape[2] != size:
     raise ValueError(f"depth must be (B, S, S, 1) with static S, got "
                      f"{depth.shape}")
 
-  cos, sin = tf.cos(theta), tf.sin(theta)
+  cos, sin = ops.cos(theta), ops.sin(theta)
   # uv per mm is 1/cube_xy; z per mm is 2/cube_z.
   shift_uv = translation_mm[:, :2] / cube[:, :2]
   shift_z = translation_mm[:, 2] / (cube[:, 2] / 2.0)
@@ -180,7 +196,7 @@ def transform_batch(depth, joints_uvz, cube, theta, scale, translation_mm):
   v = joints_uvz[..., 1] + (s_sin * centred_u + s_cos_m1 * centred_v
                             + shift_uv[:, 1:2])
   z = scale[:, None] * joints_uvz[..., 2] + shift_z[:, None]
-  joints_out = tf.stack([u, v, z], axis=-1)
+  joints_out = ops.stack([u, v, z], axis=-1)
 
   # Crop pixels p = uv S - 0.5 map as p' = s R (p - c) + c + shift S with
   # c = (S - 1)/2; the warp needs the inverse, output pixel → input pixel:
@@ -189,14 +205,14 @@ def transform_batch(depth, joints_uvz, cube, theta, scale, translation_mm):
   a, b = cos / scale, sin / scale
   origin_x = centre + shift_uv[:, 0] * size
   origin_y = centre + shift_uv[:, 1] * size
-  inverse = tf.reshape(tf.stack([
+  inverse = ops.reshape(ops.stack([
       a, b, centre - a * origin_x - b * origin_y,
-      -b, a, centre + b * origin_x - a * origin_y], axis=-1), [-1, 2, 3])
+      -b, a, centre + b * origin_x - a * origin_y], axis=-1), (-1, 2, 3))
   warped = warp_nearest(depth, inverse, 1.0)
 
   moved = scale[:, None, None, None] * warped + shift_z[:, None, None, None]
-  keep = (warped < 1.0) & (tf.abs(moved) <= 1.0)
-  depth_out = tf.where(keep, moved, tf.ones_like(moved))
+  keep = (warped < 1.0) & (ops.abs(moved) <= 1.0)
+  depth_out = ops.where(keep, moved, ops.ones_like(moved))
   return depth_out, joints_out
 
 
@@ -208,12 +224,12 @@ def augment_batch(depth, joints_uvz, cube, config, seed):
     joints_uvz: (B, J, 3) normalized UVZ.
     cube: (B, 3) cube edges in mm.
     config: AugmentConfig.
-    seed: (2,) int tensor; the same seed gives the same augmentation (the
-      parameters are ``sample_parameters(B, config, seed)``).
+    seed: (2,) integer tensor; the same seed gives the same augmentation
+      (the parameters are ``sample_parameters(B, config, seed)``).
 
   Returns:
     (depth', joints_uvz'): (B, S, S, 1) and (B, J, 3) float32.
   """
   theta, scale, translation = sample_parameters(
-      tf.shape(depth)[0], config, seed)
+      ops.shape(depth)[0], config, seed)
   return transform_batch(depth, joints_uvz, cube, theta, scale, translation)

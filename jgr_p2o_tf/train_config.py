@@ -80,6 +80,16 @@ class TrainConfig:
         scale_range=(self.scale_min, self.scale_max),
         translation_mm=self.translation_mm)
 
+  @property
+  def step_config(self):
+    """What the train step computes besides the model."""
+    from jgr_p2o_tf import train_step  # pylint: disable=g-import-not-at-top
+    return train_step.StepConfig(
+        augmentation=self.augment_config if self.augment else None,
+        offset_weight=self.beta, huber_delta=self.huber_delta,
+        l2_weight_decay=(self.weight_decay
+                         if self.weight_decay_mode == "l2" else 0.0))
+
 
 # The defaults of the fields that have one, by name.
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)

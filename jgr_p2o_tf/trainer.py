@@ -20,8 +20,8 @@ Coordinate convention: the records hold the joints in the project's
 normalized UVZ and are augmented in it (rotation about the crop centre,
 translation in cube units); a model in the authors' convention
 (``coordinate_convention="authors"``) gets its labels converted after the
-augmentation, inside the compiled step, and is validated and drawn through
-``geometry.convert_uvz`` back to the project's.
+augmentation, inside the compiled step (``train_step.objective``), and is
+validated and drawn through ``geometry.convert_uvz`` back to the project's.
 
 Weight decay: the authors' TensorFlow 1 code adds an L2 penalty
 ``weight_decay/2 · Σ‖w‖²`` on convolution and dense kernels to the loss and
@@ -40,14 +40,13 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from jgr_p2o_tf import augment
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf import input_pipeline
-from jgr_p2o_tf import losses
 from jgr_p2o_tf import metrics
 from jgr_p2o_tf import model as model_lib
 from jgr_p2o_tf import records_manifest
 from jgr_p2o_tf import skeletons
+from jgr_p2o_tf import train_step as train_step_lib
 
 
 def make_strategy(name):
@@ -71,12 +70,6 @@ def build_model_from_config(config, num_joints):
       head=config.head, num_features=config.num_features,
       skeleton=config.skeleton,
       coordinate_convention=config.coordinate_convention)
-
-
-def _decayed_kernels(model):
-  """Convolution and dense kernels: the weights the L2 penalty applies to."""
-  return [v for v in model.trainable_variables
-          if v.path.endswith("kernel") or v.path.endswith("adjacency")]
 
 
 def _atomic_write_text(path, text):
@@ -133,7 +126,6 @@ class Trainer:
       self.optimizer = optimizer
       self.optimizer.build(self.model.trainable_variables)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    self.decayed = _decayed_kernels(self.model)
     self.checkpoint = tf.train.Checkpoint(
         model=self.model, optimizer=self.optimizer, step=self.step)
     # Every worker takes part in saving; only the chief's copy is kept.
@@ -170,37 +162,20 @@ class Trainer:
     return dataset.with_options(options)
 
   def _replica_train_step(self, batch, seed):
-    config = self.config
-    depth, joints_uvz = batch["depth"], batch["joints_uvz"]
-    if config.augment:
-      # Each replica augments its own slice with its own seed.
-      replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-      depth, joints_uvz = augment.augment_batch(
-          depth, joints_uvz, batch["cube"], config.augment_config,
-          seed + tf.cast(replica, seed.dtype) * 7919)
-    joints_uvz = geometry.convert_uvz(joints_uvz, depth.shape[1], "project",
-                                      config.coordinate_convention)
+    # Each replica augments its own slice with its own seed.
+    replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+    depth, joints_uvz = train_step_lib.augmented_inputs(
+        batch, self.config.step_config,
+        seed + tf.cast(replica, seed.dtype) * 7919)
+    # Each replica's loss is a mean over its slice of the global batch;
+    # dividing by the replicas makes the cross-replica sum the global mean.
     replicas = self.strategy.num_replicas_in_sync
-    with tf.GradientTape() as tape:
-      outputs = self.model(depth, training=True)
-      total, parts = losses.jgr_p2o_loss(
-          outputs, joints_uvz, depth, offset_weight=config.beta,
-          delta=config.huber_delta, convention=config.coordinate_convention)
-      # Each replica's loss is a mean over its slice of the global batch;
-      # dividing by the replicas makes the cross-replica sum the global mean.
-      loss = total / replicas
-      if config.weight_decay_mode == "l2" and config.weight_decay:
-        penalty = tf.add_n([tf.reduce_sum(tf.square(tf.cast(v, tf.float32)))
-                            for v in self.decayed])
-        loss += 0.5 * config.weight_decay * penalty / replicas
-      scaled = (self.optimizer.scale_loss(loss)
-                if config.mixed_precision == "float16" else loss)
-    variables = self.model.trainable_variables
-    gradients = tape.gradient(scaled, variables)
-    self.optimizer.apply_gradients(zip(gradients, variables))
+    loss, parts = train_step_lib.apply_step(
+        self.model, self.optimizer, depth, joints_uvz, self.config.step_config,
+        scale_loss=lambda loss: self.optimizer.scale_loss(loss / replicas))
     parts = [{name: value / replicas for name, value in part.items()}
              for part in parts]
-    return loss, parts
+    return loss / replicas, parts
 
   def train_step(self, batch):
     seed = tf.stack([tf.constant(self.config.seed, tf.int64), self.step])

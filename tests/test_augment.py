@@ -1,12 +1,24 @@
-"""Tests of jgr_p2o_tf.augment: in-graph rotation, scaling and translation."""
+"""Tests of jgr_p2o_tf.augment: in-graph rotation, scaling and translation.
+
+They run under TensorFlow, and ``test_jax_backend_gives_the_same_augmentation``
+repeats the sphere test and the comparison with the TensorFlow reference
+under JAX in a subprocess.
+"""
 
 import math
+import os
+import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import augment_reference
 from jgr_p2o_tf import augment
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 S = 96
 PAPER = augment.AugmentConfig()
@@ -63,34 +75,37 @@ def _render_spheres(joints_uvz, cube, radius_mm):
   return depth[..., None].astype(np.float32)
 
 
-def test_spheres_follow_their_joints():
-  """Each warped sphere sits on its transformed joint, at its scaled size."""
+def _sphere_batch():
+  """Spheres of 15 mm on 5 joints a crop: one at the centre, four 30 px away.
+
+  After scaling by up to 1.1 and moving 10 mm they stay inside the crop and
+  far apart. Returns (depth, joints_uvz, cube, radius_mm).
+  """
   rng = np.random.default_rng(3)
   batch, radius_mm = 8, 15.0
   edges = np.array([200.0, 250.0, 300.0, 250.0, 200.0, 300.0, 220.0, 280.0])
   cube = np.repeat(edges[:, None], 3, axis=1).astype(np.float32)
-  # One sphere at the centre and four 30 px away: after scaling by up to 1.1
-  # and moving 10 mm they stay inside the crop and far apart.
   angles = rng.uniform(0, 2 * np.pi, (batch, 1)) + np.arange(4) * np.pi / 2
   centre = np.full((batch, 1), 0.5)
   u = np.concatenate([centre, 0.5 + 30 / S * np.cos(angles)], axis=1)
   v = np.concatenate([centre, 0.5 + 30 / S * np.sin(angles)], axis=1)
   z = rng.uniform(-0.4, 0.4, (batch, 5))
   joints_uvz = np.stack([u, v, z], axis=-1).astype(np.float32)
-  depth = _render_spheres(joints_uvz, cube, radius_mm)
+  return (_render_spheres(joints_uvz, cube, radius_mm), joints_uvz, cube,
+          radius_mm)
 
-  seed = tf.constant([7, 11])
-  out_depth, out_joints = augment.augment_batch(depth, joints_uvz, cube,
-                                                PAPER, seed)
-  theta, scale, translation = (t.numpy() for t in augment.sample_parameters(
-      batch, PAPER, seed))
+
+def _check_spheres_follow_their_joints(out_depth, out_joints, theta, scale,
+                                       translation):
+  """Each warped sphere sits on its transformed joint, at its scaled size."""
+  _, joints_uvz, cube, radius_mm = _sphere_batch()
   assert np.ptp(theta) > 1.0 and np.ptp(scale) > 0.05
   expected = _expected_joints(joints_uvz, cube, theta, scale, translation)
-  np.testing.assert_allclose(out_joints.numpy(), expected, atol=1e-6)
+  np.testing.assert_allclose(out_joints, expected, atol=1e-6)
 
-  out_depth = out_depth.numpy()[..., 0]
+  out_depth = out_depth[..., 0]
   rows, cols = np.mgrid[0:S, 0:S]
-  for b in range(batch):
+  for b in range(len(out_depth)):
     r_px = scale[b] * radius_mm * S / cube[b, 0]
     half_z = cube[b, 2] / 2
     hand = out_depth[b] < 1
@@ -109,6 +124,130 @@ def test_spheres_follow_their_joints():
       assert abs(front_mm - expected_mm) <= 1.0, (b, j)
     # Every hand pixel belongs to one sphere: nothing smeared or stray.
     np.testing.assert_array_equal(claimed, hand)
+
+
+def test_spheres_follow_their_joints():
+  depth, joints_uvz, cube, _ = _sphere_batch()
+  seed = tf.constant([7, 11])
+  out_depth, out_joints = augment.augment_batch(depth, joints_uvz, cube,
+                                                PAPER, seed)
+  parameters = augment.sample_parameters(len(depth), PAPER, seed)
+  _check_spheres_follow_their_joints(
+      out_depth.numpy(), out_joints.numpy(), *(p.numpy() for p in parameters))
+
+
+def _random_parameters(rng, batch):
+  """(θ, s, t mm) per sample over the paper's ranges."""
+  return (rng.uniform(-np.pi, np.pi, batch).astype(np.float32),
+          rng.uniform(0.9, 1.1, batch).astype(np.float32),
+          rng.uniform(-10, 10, (batch, 3)).astype(np.float32))
+
+
+def _random_cubes(rng, batch):
+  """Cube edges in mm, each of its own size."""
+  return rng.uniform(200, 300, (batch, 3)).astype(np.float32)
+
+
+def _assert_matches_reference(out_depth, out_joints, depth, joints_uvz, cube,
+                              parameters, exact):
+  """Same joints and warp as the TensorFlow reference, to 1e-5.
+
+  With ``exact`` every pixel must agree; otherwise pixels sampled within
+  1e-4 px of a rounding boundary may take their neighbour's value.
+  """
+  want_depth, want_joints = augment_reference.transform_batch(
+      depth, joints_uvz, cube, *parameters)
+  np.testing.assert_allclose(out_joints, want_joints.numpy(), rtol=0,
+                             atol=1e-5)
+  agree = np.abs(out_depth - want_depth.numpy())[..., 0] <= 1e-5
+  if exact:
+    assert agree.all()
+  else:
+    ambiguous = augment_reference.ambiguous_pixels(cube, *parameters, S)
+    assert ambiguous.mean() < 1e-3
+    assert (agree | ambiguous).all(), np.argwhere(~agree)
+
+
+def test_matches_the_tensorflow_reference():
+  """The keras.ops augmentation is today's TensorFlow one, XLA included."""
+  rng = np.random.default_rng(9)
+  batch = 16
+  depth, joints_uvz = _random_crops(rng, batch)
+  cube = _random_cubes(rng, batch)
+  parameters = _random_parameters(rng, batch)
+  out = augment.transform_batch(depth, joints_uvz, cube, *parameters)
+  _assert_matches_reference(*(o.numpy() for o in out), depth, joints_uvz,
+                            cube, parameters, exact=True)
+  xla = tf.function(augment.transform_batch, jit_compile=True)
+  out = xla(depth, joints_uvz, cube, *parameters)
+  _assert_matches_reference(*(o.numpy() for o in out), depth, joints_uvz,
+                            cube, parameters, exact=False)
+  # The same seed draws the same parameters as before.
+  seed = tf.constant([5, 6])
+  for got, want in zip(
+      augment.augment_batch(depth, joints_uvz, cube, PAPER, seed),
+      augment_reference.augment_batch(depth, joints_uvz, cube, PAPER, seed)):
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+_JAX_SCRIPT = """
+import sys
+import jax
+import keras
+import numpy as np
+from jgr_p2o_tf import augment
+assert keras.backend.backend() == "jax", keras.backend.backend()
+folder = sys.argv[1]
+config = augment.AugmentConfig()
+inputs = dict(np.load(f"{folder}/inputs.npz"))
+batch = len(inputs["sphere_depth"])
+augment_spheres = jax.jit(
+    lambda d, j, c, s: augment.augment_batch(d, j, c, config, s))
+sphere_depth, sphere_joints = augment_spheres(
+    inputs["sphere_depth"], inputs["sphere_joints"], inputs["sphere_cube"],
+    inputs["seed"])
+theta, scale, translation = jax.jit(
+    lambda s: augment.sample_parameters(batch, config, s))(inputs["seed"])
+depth, joints_uvz = jax.jit(augment.transform_batch)(
+    inputs["depth"], inputs["joints_uvz"], inputs["cube"], inputs["theta"],
+    inputs["scale"], inputs["translation"])
+warped = jax.jit(augment.warp_nearest, static_argnums=2)(
+    inputs["images"], inputs["inverse"], 1.0)
+np.savez(f"{folder}/outputs.npz", sphere_depth=sphere_depth,
+         sphere_joints=sphere_joints, theta=theta, scale=scale,
+         translation=translation, depth=depth, joints_uvz=joints_uvz,
+         warped=warped)
+"""
+
+
+def test_jax_backend_gives_the_same_augmentation(tmp_path):
+  """Under jax.jit: the sphere test, and the reference's warps and joints."""
+  sphere_depth, sphere_joints, sphere_cube, _ = _sphere_batch()
+  rng = np.random.default_rng(10)
+  batch = 16
+  depth, joints_uvz = _random_crops(rng, batch)
+  cube = _random_cubes(rng, batch)
+  parameters = _random_parameters(rng, batch)
+  images, inverse = _warp_case()
+  np.savez(tmp_path / "inputs.npz", sphere_depth=sphere_depth,
+           sphere_joints=sphere_joints, sphere_cube=sphere_cube,
+           seed=np.array([7, 11], np.int32), depth=depth,
+           joints_uvz=joints_uvz, cube=cube, theta=parameters[0],
+           scale=parameters[1], translation=parameters[2], images=images,
+           inverse=inverse)
+  env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=str(REPO),
+             TF_CPP_MIN_LOG_LEVEL="3")
+  subprocess.run([sys.executable, "-c", _JAX_SCRIPT, str(tmp_path)],
+                 check=True, env=env, cwd=REPO, timeout=300)
+  out = np.load(tmp_path / "outputs.npz")
+  _check_spheres_follow_their_joints(out["sphere_depth"], out["sphere_joints"],
+                                     out["theta"], out["scale"],
+                                     out["translation"])
+  _assert_matches_reference(out["depth"], out["joints_uvz"], depth,
+                            joints_uvz, cube, parameters, exact=False)
+  reference = augment_reference.warp_nearest(tf.constant(images),
+                                             tf.constant(inverse), 1.0)
+  np.testing.assert_array_equal(out["warped"], reference.numpy())
 
 
 @pytest.mark.parametrize("theta, k", [(math.pi / 2, -1), (-math.pi / 2, 1),
@@ -193,8 +332,8 @@ def test_depth_scales_and_moves_hand_only():
   np.testing.assert_array_equal(out_depth[0][depth[0] == 1], 1.0)
 
 
-def test_warp_matches_image_projective_transform_v3():
-  """Same pixels as the TF op (which XLA cannot compile), halves included."""
+def _warp_case():
+  """Images and inverse affines: random ones, and two at exact half pixels."""
   rng = np.random.default_rng(4)
   batch = 6
   images = rng.uniform(-1, 1, (batch, S, S, 1)).astype(np.float32)
@@ -208,14 +347,15 @@ def test_warp_matches_image_projective_transform_v3():
   # Half-pixel shifts put every sample exactly halfway between two pixels.
   inverse[-2:] = [[1, 0, 0.5], [0, 1, -0.5]]
   inverse[-1, :, 2] = [-2.5, 3.5]
+  return images, inverse
+
+
+def test_warp_matches_image_projective_transform_v3():
+  """Same pixels as the TF op (which XLA cannot compile), halves included."""
+  images, inverse = _warp_case()
   ours = augment.warp_nearest(tf.constant(images), tf.constant(inverse), 1.0)
-  transforms = np.concatenate(
-      [inverse.reshape(batch, 6), np.zeros((batch, 2), np.float32)], axis=1)
-  reference = tf.raw_ops.ImageProjectiveTransformV3(
-      images=images, transforms=transforms,
-      output_shape=tf.constant([S, S], tf.int32),
-      fill_value=tf.constant(1.0, tf.float32), interpolation="NEAREST",
-      fill_mode="CONSTANT")
+  reference = augment_reference.warp_nearest(tf.constant(images),
+                                             tf.constant(inverse), 1.0)
   np.testing.assert_array_equal(ours.numpy(), reference.numpy())
 
 
