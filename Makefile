@@ -20,7 +20,7 @@ $(VENV)/.installed: requirements.txt setup.cfg pyproject.toml
 	touch $@
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n auto tests
 
 demo: $(VENV)/.installed
 	DEMO_DIR=$(DEMO_DIR) PYTHON=$(PY) bash experiments/run_demo.sh
