@@ -19,7 +19,7 @@ _CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None, "The checkpoint's prefix (.../3D_Detection.model-58, "
     "with its .index and .data-00000-of-00001 files) or its folder.")
 _DATASET = flags.DEFINE_enum(
-    "dataset", None, list(authors_checkpoint.AUTHORS_TEST_CUBE_MM),
+    "dataset", None, authors_checkpoint.AUTHORS_DATASETS,
     "The dataset the checkpoint was trained on: its joints and test cube.")
 _MODEL_DIR = flags.DEFINE_string("model_dir", None,
                                  "The model directory to write.")
