@@ -261,6 +261,12 @@ def export_from_model_dir(model_dir, export_dir, *, model="best", cube_mm=None,
           f"({records_manifest.manifest_path(config.get('train_dir', '?'))}) "
           f"is not here to tell the cube edges: pass --cube_mm")
     cube_mm = manifest["cube_mm"]
+    if cube_mm is None:
+      raise ValueError(
+          f"the training records' frames have cubes of "
+          f"{manifest.get('cube_choices_mm')} mm: pass --cube_mm, the cube "
+          f"of the crops the model will serve (the authors' test cube is in "
+          f"dataset_profiles)")
   skeleton = config.get("skeleton") or (manifest or {}).get("skeleton")
   if not skeleton:
     raise ValueError(f"neither {model_dir}/config.json nor the records' "
