@@ -53,8 +53,10 @@ import math
 import keras
 from keras import ops
 
+from jgr_p2o_tf import train_config
 
-MODES = ("all", "authors")
+
+MODES = train_config.AUGMENT_MODES
 # The authors' transforms, one per sample, in the order of their aug_modes.
 AUTHORS_TRANSFORMS = ("translation", "rotation", "scale", "none")
 

@@ -40,10 +40,22 @@ _FIELD_FLAGS = {
     "batch_size": "Global batch size.",
     "learning_rate": "Initial rate.",
     "learning_rate_decay": "Factor applied to the rate every epoch.",
+    "warmup_steps": "Steps of linear learning-rate warm-up at the start "
+                    "(the authors' code: 100).",
+    "warmup_initial_factor": "Fraction of the rate the warm-up starts from "
+                             "(the authors' code: 1/3).",
+    "adam_beta1": "Adam's beta_1 (the authors' code: 0.5).",
     "weight_decay": "Weight decay.",
     "weight_decay_mode": (
         "l2: penalty in the loss with Adam (the authors' code); decoupled: "
         "AdamW.", train_config.WEIGHT_DECAY_MODES),
+    "decay_batch_norm_scale": "The L2 penalty covers the batch norms' "
+                              "scales too (the authors' code).",
+    "loss_reduction": (
+        "The loss over the batch: its mean (ours) or its sum (the authors' "
+        "code).", train_config.LOSS_REDUCTIONS),
+    "clip_labels": "Clip the normalized labels to [-1, 1] (the authors' "
+                   "code).",
     "num_stacks": "Stacked hourglasses.",
     "graph": ("Graph structure of the JGR module (Table 1).",
               ("skeleton", "feature_similarity", "parameterized")),
@@ -57,6 +69,16 @@ _FIELD_FLAGS = {
     "beta": "Weight of the offset loss (Eq. 9); 0 disables it.",
     "huber_delta": "Huber delta on normalized coordinates.",
     "augment": "Online augmentation.",
+    "augment_mode": (
+        "all: rotation, 3D scale and translation of every sample, depths "
+        "moved with the hand (ours); authors: one of them or none per "
+        "sample, depths unchanged (the authors' code).",
+        train_config.AUGMENT_MODES),
+    "scale_sigma": "--augment_mode=authors: standard deviation of the "
+                   "cube's scale factor.",
+    "farthest_depth_to_background": "Make the farthest depth of every "
+                                    "training crop background (the "
+                                    "authors' code).",
     "rotation_deg": "In-plane rotation range ± degrees.",
     "scale_min": "Smallest 3D scale.",
     "scale_max": "Largest 3D scale.",

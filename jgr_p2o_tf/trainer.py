@@ -24,9 +24,15 @@ augmentation, inside the compiled step (``train_step.objective``), and is
 validated and drawn through ``geometry.convert_uvz`` back to the project's.
 
 Weight decay: the authors' TensorFlow 1 code adds an L2 penalty
-``weight_decay/2 · Σ‖w‖²`` on convolution and dense kernels to the loss and
+``weight_decay/2 · Σ‖w‖²`` on convolution and dense kernels and batch-norm
+scales to the loss (``decay_batch_norm_scale`` adds the scales) and
 optimises with Adam (``weight_decay_mode="l2"``, the default here); AdamW's
 decoupled decay is available as ``weight_decay_mode="decoupled"``.
+
+Optimiser (``make_optimizer``, ``make_learning_rate``): Adam with β1 = ``adam_beta1`` (the authors:
+0.5) and the learning rate of ``LearningRate``: ×``learning_rate_decay``
+every epoch, after a linear warm-up over the first ``warmup_steps`` steps
+(the authors: 100 steps from a third of the rate).
 """
 
 import dataclasses
@@ -72,6 +78,64 @@ def build_model_from_config(config, num_joints):
       coordinate_convention=config.coordinate_convention)
 
 
+@keras.saving.register_keras_serializable(package="jgr_p2o_tf")
+class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
+  """Per-epoch exponential decay after a linear warm-up.
+
+  ``rate(k) = initial · decay^floor(k / steps_per_epoch)`` at optimiser step
+  k (0 for the first update), times ``f0 + (1 - f0)(k + 1)/warmup_steps``
+  while k < warmup_steps within the first epoch. That is the authors'
+  warm-up: their step k < 100 of epoch 0 runs at
+  ``(1 - (1 - (k + 1)/100)(1 - 1/3)) · initial``, so f0 = 1/3 and the
+  rate reaches ``initial`` at step 99.
+  """
+
+  def __init__(self, initial, decay, steps_per_epoch, warmup_steps=0,
+               warmup_initial_factor=1.0 / 3.0):
+    self.initial = float(initial)
+    self.decay = float(decay)
+    self.steps_per_epoch = int(steps_per_epoch)
+    self.warmup_steps = int(warmup_steps)
+    self.warmup_initial_factor = float(warmup_initial_factor)
+
+  def __call__(self, step):
+    step = keras.ops.cast(step, "float32")
+    rate = self.initial * keras.ops.power(
+        self.decay, keras.ops.floor(step / self.steps_per_epoch))
+    if not self.warmup_steps:
+      return rate
+    start = self.warmup_initial_factor
+    factor = start + (1.0 - start) * (step + 1.0) / self.warmup_steps
+    warming = step < min(self.warmup_steps, self.steps_per_epoch)
+    return keras.ops.where(warming, factor * rate, rate)
+
+  def get_config(self):
+    return {"initial": self.initial, "decay": self.decay,
+            "steps_per_epoch": self.steps_per_epoch,
+            "warmup_steps": self.warmup_steps,
+            "warmup_initial_factor": self.warmup_initial_factor}
+
+
+def make_learning_rate(config, steps_per_epoch):
+  """The LearningRate schedule of ``config``."""
+  return LearningRate(config.learning_rate, config.learning_rate_decay,
+                      steps_per_epoch, config.warmup_steps,
+                      config.warmup_initial_factor)
+
+
+def make_optimizer(config, learning_rate):
+  """The optimiser of ``config``: Adam or AdamW, β1 = ``adam_beta1``."""
+  if config.weight_decay_mode == "decoupled":
+    optimizer = keras.optimizers.AdamW(
+        learning_rate, weight_decay=config.weight_decay,
+        beta_1=config.adam_beta1)
+  else:
+    optimizer = keras.optimizers.Adam(learning_rate, beta_1=config.adam_beta1)
+  if config.mixed_precision == "float16":
+    optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+  return optimizer
+
+
 def _atomic_write_text(path, text):
   directory = os.path.dirname(path) or "."
   with tempfile.NamedTemporaryFile("w", dir=directory, delete=False,
@@ -113,17 +177,8 @@ class Trainer:
                        f"than one batch of {config.batch_size}")
     with self.strategy.scope():
       self.model = build_model_from_config(config, self.num_joints)
-      self.learning_rate = keras.optimizers.schedules.ExponentialDecay(
-          config.learning_rate, decay_steps=self.steps_per_epoch,
-          decay_rate=config.learning_rate_decay, staircase=True)
-      if config.weight_decay_mode == "decoupled":
-        optimizer = keras.optimizers.AdamW(
-            self.learning_rate, weight_decay=config.weight_decay)
-      else:
-        optimizer = keras.optimizers.Adam(self.learning_rate)
-      if config.mixed_precision == "float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-      self.optimizer = optimizer
+      self.learning_rate = make_learning_rate(config, self.steps_per_epoch)
+      self.optimizer = make_optimizer(config, self.learning_rate)
       self.optimizer.build(self.model.trainable_variables)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     self.checkpoint = tf.train.Checkpoint(
@@ -137,6 +192,8 @@ class Trainer:
           str(self.strategy.cluster_resolver.task_id))
     self.manager = tf.train.CheckpointManager(
         self.checkpoint, checkpoint_dir, max_to_keep=config.max_checkpoints)
+    self.step_config = dataclasses.replace(
+        config.step_config, replicas=self.strategy.num_replicas_in_sync)
     self._train_step = tf.function(self._replica_train_step,
                                    jit_compile=config.jit_compile)
 
@@ -165,13 +222,13 @@ class Trainer:
     # Each replica augments its own slice with its own seed.
     replica = tf.distribute.get_replica_context().replica_id_in_sync_group
     depth, joints_uvz = train_step_lib.augmented_inputs(
-        batch, self.config.step_config,
-        seed + tf.cast(replica, seed.dtype) * 7919)
-    # Each replica's loss is a mean over its slice of the global batch;
-    # dividing by the replicas makes the cross-replica sum the global mean.
+        batch, self.step_config, seed + tf.cast(replica, seed.dtype) * 7919)
+    # Each replica's loss is over its slice of the global batch (a sum
+    # counted once per replica, see StepConfig.replicas); dividing by the
+    # replicas makes the cross-replica sum the loss of the global batch.
     replicas = self.strategy.num_replicas_in_sync
     loss, parts = train_step_lib.apply_step(
-        self.model, self.optimizer, depth, joints_uvz, self.config.step_config,
+        self.model, self.optimizer, depth, joints_uvz, self.step_config,
         scale_loss=lambda loss: self.optimizer.scale_loss(loss / replicas))
     parts = [{name: value / replicas for name, value in part.items()}
              for part in parts]
