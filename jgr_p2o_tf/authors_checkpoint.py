@@ -27,7 +27,8 @@ kernel, their channels side by side. Anything that does not fit (a missing
 or extra variable, a wrong shape, another joint count) stops the import with
 one line naming the variable and the shape expected; nothing is written then.
 
-The model directory holds ``best.keras`` and ``config.json``: the source
+The model directory holds ``last.keras`` (their released checkpoints are
+their final epochs, not chosen on any split) and ``config.json``: the source
 checkpoint, the dataset, its skeleton and camera, the cube of the authors'
 test crops (the profile's ``authors_test_cube_mm``) and the model's
 arguments; ``export``
@@ -43,6 +44,7 @@ import shutil
 import numpy as np
 
 from jgr_p2o_tf import dataset_profiles
+from jgr_p2o_tf import run_dir
 from jgr_p2o_tf import skeletons
 
 # The datasets the authors trained on: those with a test cube of theirs.
@@ -51,8 +53,6 @@ AUTHORS_DATASETS = tuple(p.name for p in dataset_profiles.PROFILES.values()
 # Their network: two stacks (Model.num_stack), hourglasses of order 3.
 AUTHORS_NUM_STACKS = 2
 HOURGLASS_ORDER = 3
-CONFIG_FILE = "config.json"
-MODEL_FILE = "best.keras"
 
 _BN_VARIABLES = ("gamma", "beta", "moving_mean", "moving_variance")
 
@@ -333,9 +333,9 @@ def _check_model_dir(model_dir, overwrite):
       if not overwrite:
         raise ValueError(f"{model_dir} is not empty; choose another "
                          f"model_dir or overwrite it (--overwrite)")
-      if not os.path.isfile(os.path.join(model_dir, CONFIG_FILE)):
+      if not os.path.isfile(os.path.join(model_dir, run_dir.CONFIG_FILE)):
         raise ValueError(f"{model_dir} is not empty and holds no "
-                         f"{CONFIG_FILE}; refusing to overwrite it")
+                         f"{run_dir.CONFIG_FILE}; refusing to overwrite it")
   return model_dir
 
 
@@ -348,7 +348,7 @@ def import_checkpoint(checkpoint, dataset, model_dir, *, overwrite=False):
       whose ``checkpoint`` file names it.
     dataset: "nyu", "icvl" or "msra": the joint layout the checkpoint was
       trained on.
-    model_dir: the folder to write (``best.keras``, ``config.json``).
+    model_dir: the folder to write (``last.keras``, ``config.json``).
     overwrite: replace a model directory written before.
 
   Returns:
@@ -386,8 +386,9 @@ def import_checkpoint(checkpoint, dataset, model_dir, *, overwrite=False):
   shutil.rmtree(partial, ignore_errors=True)
   os.makedirs(partial)
   try:
-    model.save(os.path.join(partial, MODEL_FILE))
-    with open(os.path.join(partial, CONFIG_FILE), "w", encoding="utf-8") as f:
+    model.save(os.path.join(partial, run_dir.LAST_MODEL))
+    with open(os.path.join(partial, run_dir.CONFIG_FILE), "w",
+              encoding="utf-8") as f:
       json.dump(config, f, indent=2)
       f.write("\n")
   except BaseException:

@@ -7,7 +7,17 @@ call (tests, the notebook, benchmarks).
 Each frame becomes one example (``jgr_p2o_tf.tfrecords``): the 96×96
 normalized depth crop around the hand centre, the normalized joints, the
 full-frame joints and the crop metadata that maps predictions back to the
-frame.
+frame. The frames are cut into shards, each a contiguous range of frames that
+one worker writes to ``NAME.tmp`` and renames to ``NAME`` once complete, so a
+shard under its final name is always whole. The manifest
+(``records_manifest``), rewritten after every shard, records the settings,
+the finished shards and the skipped frames; a rerun with the same settings
+keeps the finished shards and writes only the others. MSRA is sharded per subject (``P3-00000-of-00002.tfrecord``)
+for leave-one-subject-out training.
+
+Bad frames (unreadable files, an invalid centre, a centre outside the frame,
+a crop without hand pixels) stop the run with a DatasetError naming the file
+and frame, or are skipped and listed in the manifest with ``skip_bad``.
 
 How a frame is cut (``_example``): its hand centre comes from a centre file
 (V2V-PoseNet's, for the authors' setup), the labels (synthetic data) or the
@@ -19,17 +29,7 @@ crops each training frame with a cube drawn once, when it loads the dataset
 (and keeps it in its cache for every epoch; ``dataset_profiles``'
 ``authors_train_cubes_mm``), so drawing it here, seeded by the frame's index,
 is their setup as it is: no cropping at training time is needed. Each
-example records its own cube, which training, evaluation and export read. The frames are cut into shards, each a contiguous range of frames that
-one worker writes to ``NAME.tmp`` and renames to ``NAME`` once complete, so a
-shard under its final name is always whole. The manifest
-(``records_manifest``), rewritten after every shard, records the settings,
-the finished shards and the skipped frames; a rerun with the same settings
-keeps the finished shards and writes only the others. MSRA is sharded per subject (``P3-00000-of-00002.tfrecord``)
-for leave-one-subject-out training.
-
-Bad frames (unreadable files, an invalid centre, a centre outside the frame,
-a crop without hand pixels) stop the run with a DatasetError naming the file
-and frame, or are skipped and listed in the manifest with ``skip_bad``.
+example records its own cube, which training, evaluation and export read.
 """
 
 import concurrent.futures
@@ -237,7 +237,8 @@ def prepare(dataset, data_dir, split, out_dir, *, centres="computed",
 
 def prepare_synthetic_split(work_dir, split, num_frames, seed, *,
                             layout="icvl", camera="icvl",
-                            centres="ground_truth", workers=1):
+                            centres="ground_truth", workers=1,
+                            num_shards=None):
   """Renders synthetic frames and prepares them; returns the records' folder.
 
   The raw frames go to ``{work_dir}/raw/{split}`` (``synthetic.generate``)
@@ -254,6 +255,7 @@ def prepare_synthetic_split(work_dir, split, num_frames, seed, *,
     centres: "ground_truth" (crops around the true hand centres) or
       "computed", as for ``prepare``.
     workers: processes rendering and preparing.
+    num_shards: shards of the split, as for ``prepare``.
   """
   from jgr_p2o_tf.synthetic import writer  # pylint: disable=g-import-not-at-top
   raw = os.path.join(work_dir, "raw")
@@ -264,7 +266,7 @@ def prepare_synthetic_split(work_dir, split, num_frames, seed, *,
     writer.generate(os.path.join(raw, split), num_frames, seed, layout=layout,
                     camera=camera, workers=workers, progress=False)
     prepare("synthetic", raw, split, records, centres=centres,
-            workers=workers, progress=False)
+            workers=workers, num_shards=num_shards, progress=False)
   return records
 
 

@@ -5,7 +5,7 @@ r"""Imports one of the authors' released TF1 checkpoints as a model directory.
       --checkpoint=JGR-P2O/checkpoint/NYU/dense_offset_graph_A/3D_Detection.model-58
 
 TensorFlow 2 alone reads the checkpoint; the model directory it writes
-(``best.keras`` in the authors' coordinate convention, ``config.json``) is
+(``last.keras`` in the authors' coordinate convention, ``config.json``) is
 what ``evaluate``, ``export`` and the notebook take. See
 ``jgr_p2o_tf.authors_checkpoint``.
 """

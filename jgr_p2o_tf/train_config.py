@@ -31,7 +31,8 @@ class TrainConfig:
   train_dir: str
   model_dir: str
   epochs: int
-  validation_dir: str = ""
+  validation_dir: str = ""  # a prepared split that chooses best.keras
+  validation_fraction: float = 0.0  # or this much of train_dir held out
   skeleton: str = ""  # "" → the skeleton named in the records' manifest
   batch_size: int = 32
   learning_rate: float = 1e-4  # authors: 2e-4 for NYU
@@ -96,6 +97,9 @@ class TrainConfig:
     if self.validation_dir and not os.path.isdir(self.validation_dir):
       raise ValueError(
           f"--validation_dir={self.validation_dir}: no such directory")
+    if not 0 <= self.validation_fraction < 1:
+      raise ValueError(f"--validation_fraction={self.validation_fraction} "
+                       f"must be in [0, 1)")
 
   @property
   def augment_config(self):

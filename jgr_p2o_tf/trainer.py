@@ -11,8 +11,11 @@ Files in ``model_dir``:
   * ``config.json``: the resolved ``train_config.TrainConfig`` (the CLI also
     writes flags.txt).
   * ``checkpoints/``: tf.train.Checkpoint files, the newest few kept.
-  * ``best.keras``: the model with the lowest validation error, and
-    ``best.json`` with its epoch and error; ``last.keras``: the latest epoch.
+  * ``last.keras``: the latest epoch's model, the final model once training
+    ends; with a validation split (``validation_split``) also ``best.keras``,
+    the model with the lowest error on it, and ``best.json`` with its epoch,
+    error and the split that chose it. ``run_dir`` says which one commands
+    use.
   * ``history.json``: per-epoch training loss and validation error.
   * ``train/``, ``validation/``: TensorBoard event files.
 
@@ -24,15 +27,16 @@ augmentation, inside the compiled step (``train_step.objective``), and is
 validated and drawn through ``geometry.convert_uvz`` back to the project's.
 
 Weight decay: the authors' TensorFlow 1 code adds an L2 penalty
-``weight_decay/2 · Σ‖w‖²`` on convolution and dense kernels and batch-norm
-scales to the loss (``decay_batch_norm_scale`` adds the scales) and
-optimises with Adam (``weight_decay_mode="l2"``, the default here); AdamW's
+``weight_decay/2 · Σ‖w‖²`` on convolution and dense kernels and
+batch-norm scales to the loss (``decay_batch_norm_scale`` adds the scales)
+and optimises with Adam (``weight_decay_mode="l2"``, the default here); AdamW's
 decoupled decay is available as ``weight_decay_mode="decoupled"``.
 
-Optimiser (``make_optimizer``, ``make_learning_rate``): Adam with β1 = ``adam_beta1`` (the authors:
-0.5) and the learning rate of ``LearningRate``: ×``learning_rate_decay``
-every epoch, after a linear warm-up over the first ``warmup_steps`` steps
-(the authors: 100 steps from a third of the rate).
+Optimiser (``make_optimizer``, ``make_learning_rate``): Adam with
+β1 = ``adam_beta1`` (the authors: 0.5) and the learning rate of
+``LearningRate``: ×``learning_rate_decay`` every epoch, after a linear
+warm-up over the first ``warmup_steps`` steps (the authors: 100 steps from a
+third of the rate).
 """
 
 import dataclasses
@@ -51,8 +55,10 @@ from jgr_p2o_tf import input_pipeline
 from jgr_p2o_tf import metrics
 from jgr_p2o_tf import model as model_lib
 from jgr_p2o_tf import records_manifest
+from jgr_p2o_tf import run_dir
 from jgr_p2o_tf import skeletons
 from jgr_p2o_tf import train_step as train_step_lib
+from jgr_p2o_tf import validation_split
 
 
 def make_strategy(name):
@@ -169,9 +175,8 @@ class Trainer:
     self.num_joints = manifest["num_joints"]
     if not config.skeleton:
       config.skeleton = manifest["skeleton"]
-    self.exclude_subjects = [config.test_subject] if config.test_subject else None
-    self.steps_per_epoch = records_manifest.count_crops(
-        manifest, self.exclude_subjects) // config.batch_size
+    self.training, self.validation = validation_split.resolve(config)
+    self.steps_per_epoch = self.training.crops // config.batch_size
     if self.steps_per_epoch == 0:
       raise ValueError(f"--train_dir={config.train_dir} holds fewer frames "
                        f"than one batch of {config.batch_size}")
@@ -208,8 +213,7 @@ class Trainer:
     config = self.config
     dataset = input_pipeline.make_dataset(
         config.train_dir, batch_size=config.batch_size, training=True,
-        seed=config.seed * 100003 + epoch,
-        exclude_subjects=self.exclude_subjects)
+        seed=config.seed * 100003 + epoch, shards=self.training.shards)
     # Every worker reads every shard and keeps its share of the batches:
     # shards are few and unevenly filled, so sharding by file would starve
     # some workers.
@@ -243,12 +247,12 @@ class Trainer:
     self.step.assign_add(1)
     return reduce(loss), tf.nest.map_structure(reduce, parts)
 
-  def validate(self, data_dir, subjects=None):
-    """Mean 3D error in mm and the (N, J) errors on a prepared split."""
+  def validate(self, selection):
+    """Mean 3D error in mm and the (N, J) errors on a Selection of records."""
     from jgr_p2o_tf import evaluation  # pylint: disable=g-import-not-at-top
     predictions = evaluation.predict_records(
-        self.model, data_dir, batch_size=self.config.batch_size,
-        subjects=subjects)
+        self.model, selection.records_dir, batch_size=self.config.batch_size,
+        shards=selection.shards)
     errors = metrics.joint_errors(predictions["pred_xyz"],
                                   predictions["gt_xyz"])
     return float(errors.mean()), errors
@@ -273,7 +277,7 @@ def train(config, log=print):
                        json.dumps(dataclasses.asdict(config), indent=2))
   history_path = os.path.join(config.model_dir, "history.json")
   history = _read_json(history_path, default=[])
-  best = _read_json(os.path.join(config.model_dir, "best.json"),
+  best = _read_json(os.path.join(config.model_dir, run_dir.BEST_RECORD),
                     default={"mean_error_mm": math.inf})
   start = trainer.restore()
   if start:
@@ -282,7 +286,7 @@ def train(config, log=print):
   total_steps = trainer.steps_per_epoch * config.epochs
   if config.max_steps:
     total_steps = min(total_steps, config.max_steps)
-  validation_dir, validation_subjects = _validation_split(config)
+  validation = trainer.validation
   writers = _summary_writers(config.model_dir, trainer.is_chief)
 
   step = start
@@ -311,34 +315,28 @@ def train(config, log=print):
     trainer.save_checkpoint()
     record = {"epoch": epoch + 1, "step": step,
               "train_loss": float(np.mean(losses_this_epoch))}
-    if validation_dir:
-      error, _ = trainer.validate(validation_dir, validation_subjects)
+    if validation:
+      error, _ = trainer.validate(validation)
       record["validation_mean_error_mm"] = error
-      _log_validation(writers["validation"], step, error, trainer,
-                      validation_dir, validation_subjects)
+      _log_validation(writers["validation"], step, error, trainer, validation)
       log(f"epoch {epoch + 1}: loss {record['train_loss']:.4f}, validation "
           f"mean error {error:.2f} mm")
       if trainer.is_chief and error < best["mean_error_mm"]:
-        best = {"epoch": epoch + 1, "step": step, "mean_error_mm": error}
-        save_model_atomically(trainer.model,
-                              os.path.join(config.model_dir, "best.keras"))
-        _atomic_write_text(os.path.join(config.model_dir, "best.json"),
-                           json.dumps(best, indent=2))
+        best = {"epoch": epoch + 1, "step": step, "mean_error_mm": error,
+                "validation": validation.describe()}
+        save_model_atomically(
+            trainer.model, os.path.join(config.model_dir, run_dir.BEST_MODEL))
+        _atomic_write_text(
+            os.path.join(config.model_dir, run_dir.BEST_RECORD),
+            json.dumps(best, indent=2))
     else:
       log(f"epoch {epoch + 1}: loss {record['train_loss']:.4f}")
     if trainer.is_chief:
       save_model_atomically(trainer.model,
-                            os.path.join(config.model_dir, "last.keras"))
+                            os.path.join(config.model_dir, run_dir.LAST_MODEL))
       history = [h for h in history if h["epoch"] != epoch + 1] + [record]
       _atomic_write_text(history_path, json.dumps(history, indent=2))
   return history
-
-
-def _validation_split(config):
-  """(data dir, subjects) to validate on: MSRA's test subject or a split."""
-  if config.test_subject:
-    return config.validation_dir or config.train_dir, [config.test_subject]
-  return config.validation_dir, None
 
 
 def _read_json(path, default):
@@ -365,11 +363,12 @@ def _log_scalars(writer, step, loss, parts, learning_rate):
     tf.summary.scalar("learning_rate", learning_rate)
 
 
-def _log_validation(writer, step, error, trainer, data_dir, subjects):
+def _log_validation(writer, step, error, trainer, validation):
   """Mean error, and one crop with its predicted joints and voting maps."""
   from jgr_p2o_tf import visualize  # pylint: disable=g-import-not-at-top
   batch = next(iter(input_pipeline.make_dataset(
-      data_dir, batch_size=1, training=False, subjects=subjects)))
+      validation.records_dir, batch_size=1, training=False,
+      shards=validation.shards)))
   outputs = trainer.model(batch["depth"], training=False)[-1]
   depth = batch["depth"][0, ..., 0].numpy()
   # Trainer resolved config.skeleton from the manifest: a known layout.

@@ -345,7 +345,8 @@ def test_v2v_centres_put_the_crop_where_they_say(tmp_path, dataset):
     split, kwargs = "all", {"reader_kwargs": {"subjects": ["P0"]}}
   joint = 3
   dataset_fixtures.write_centre_file(
-      tmp_path / "centres.txt", [_v2v_centre(dataset, f, joint) for f in frames])
+      tmp_path / "centres.txt",
+      [_v2v_centre(dataset, f, joint) for f in frames])
   profile = dataset_profiles.get_profile(dataset)
   cubes = profile.authors_train_cubes_mm
   _prepare(dataset, root, split, tmp_path / "out",

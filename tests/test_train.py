@@ -20,7 +20,6 @@ SMALL = dict(num_stacks=1, num_features=32, jit_compile=False)
 
 def _config(records, model_dir, **overrides):
   values = dict(train_dir=os.path.join(records, "train"),
-                validation_dir=os.path.join(records, "test"),
                 model_dir=str(model_dir), epochs=4, progress_bar=False,
                 **SMALL)
   values.update(overrides)
@@ -35,17 +34,22 @@ def _train_command(records, model_dir, *extra):
 
 
 def test_loss_falls_and_validation_error_improves(synthetic_records, tmp_path):
+  # A quarter of the training records (their last shard) held out.
   config = _config(synthetic_records, tmp_path, epochs=8, learning_rate=2e-3,
-                   augment=False)
+                   augment=False, validation_fraction=0.25)
   history = trainer_lib.train(config, log=lambda _: None)
   losses = [h["train_loss"] for h in history]
   errors = [h["validation_mean_error_mm"] for h in history]
   print("losses", losses, "validation errors (mm)", errors)
-  assert [h["step"] for h in history] == [8 * (e + 1) for e in range(8)]
+  # 192 training frames, 6 steps of 32 an epoch.
+  assert [h["step"] for h in history] == [6 * (e + 1) for e in range(8)]
   assert losses[-1] < 0.7 * losses[0]
   assert errors[-1] < 0.8 * errors[0]
   best = json.load(open(tmp_path / "best.json"))
   assert best["mean_error_mm"] == pytest.approx(min(errors))
+  assert best["validation"]["shards"] == ["train-00003-of-00004.tfrecord"]
+  from jgr_p2o_tf import run_dir  # pylint: disable=g-import-not-at-top
+  assert run_dir.resolve_model_path(tmp_path) == str(tmp_path / "best.keras")
 
 
 def test_resumes_after_sigkill_with_the_same_step_count(synthetic_records,
@@ -84,8 +88,9 @@ def test_resumes_after_sigkill_with_the_same_step_count(synthetic_records,
   assert [h["step"] for h in history] == [8, 16]
   assert tf.train.latest_checkpoint(str(checkpoints)).endswith("ckpt-16")
   import keras  # pylint: disable=g-import-not-at-top
-  for name in ("best.keras", "last.keras"):
-    keras.models.load_model(model_dir / name)
+  # No validation split: the final model, and no best.keras.
+  keras.models.load_model(model_dir / "last.keras")
+  assert not (model_dir / "best.keras").exists()
   assert not list(model_dir.glob("**/*.tmp*"))
 
 
