@@ -149,10 +149,3 @@ def shard_paths(split_dir, manifest, subjects=None, exclude_subjects=None,
   if not paths:
     raise ValueError(f"{split_dir}: no crops left to read after filtering")
   return paths
-
-
-def count_crops(manifest, exclude_subjects=None):
-  """Crops written to the manifest's shards, without those of some subjects."""
-  excluded = set(exclude_subjects or ())
-  return sum(s["written"] for s in manifest["shards"]
-             if s.get("subject") not in excluded)
