@@ -20,9 +20,12 @@ for split in train test; do
 done
 
 step "2/6 crops to TFRecords"
+# 16 training shards: training holds the last one out to choose best.keras
+# (synthetic_quick.cfg's --validation_fraction).
 for split in train test; do
+  shards=16; [ "$split" = test ] && shards=1
   "$PY" -m data_prep --dataset=synthetic --data_dir="$D/raw" --split="$split" \
-      --out_dir="$D/records/$split" --centres=ground_truth
+      --out_dir="$D/records/$split" --centres=ground_truth --num_shards="$shards"
 done
 
 step "3/6 training (experiments/synthetic_quick.cfg)"

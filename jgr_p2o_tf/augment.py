@@ -26,6 +26,25 @@ cube keeps its true position.
 
 Parts of the crop rotated in from beyond its edges are background, like the
 rest of the world outside the cube.
+
+Two modes (``AugmentConfig.mode``):
+  * "all" (this project's): every sample is rotated, scaled and translated,
+    θ ~ U(±rotation_deg), s ~ U(scale_range), each t ~ U(±translation_mm),
+    its hand depths moved with it as above;
+  * "authors" (the TensorFlow 1 code of Fang et al.,
+    ``Model.augmentPose``): each sample gets ONE of translation, rotation,
+    scaling or nothing, with probability 1/4 each; θ ~ U(±rotation_deg),
+    t ~ N(0, translation_mm²) per axis clipped to ±translation_mm, and a cube
+    scaled by c = |1 + N(0, scale_sigma²)| clipped to ``scale_range``, which
+    shrinks the hand by s = 1/c. Their translation moves the crop's centre
+    and their scaling the cube, but neither changes a depth value: the crop
+    is resampled, its depths keep their values (normalized about the old
+    centre by the old cube) while the labels move, z' = z/c and
+    z' = z - t_z/(cube_z/2). So this mode warps the crop as above and leaves
+    its depths as they are. Their recropping about a centre moved in depth
+    also zooms the crop by (z_c + t_z)/z_c, at most 3% (10 mm at 350 mm), which
+    is left out here, as it is in "all". The sign of t is immaterial: its
+    distribution is symmetric.
 """
 
 import dataclasses
@@ -33,6 +52,13 @@ import math
 
 import keras
 from keras import ops
+
+from jgr_p2o_tf import train_config
+
+
+MODES = train_config.AUGMENT_MODES
+# The authors' transforms, one per sample, in the order of their aug_modes.
+AUTHORS_TRANSFORMS = ("translation", "rotation", "scale", "none")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,15 +68,25 @@ class AugmentConfig:
   Attributes:
     rotation_deg: θ ~ U(-rotation_deg, rotation_deg) degrees; 0 switches
       rotation off.
-    scale_range: s ~ U(scale_range); (1, 1) switches scaling off.
+    scale_range: s ~ U(scale_range); (1, 1) switches scaling off. In the
+      authors' mode the range their cube factor is clipped to.
     translation_mm: each of t_x, t_y, t_z ~ U(-translation_mm,
-      translation_mm) mm; 0 switches translation off.
+      translation_mm) mm; 0 switches translation off. In the authors' mode
+      the standard deviation of t and its clipping bound.
+    mode: "all" or "authors" (see the module docstring).
+    scale_sigma: the authors' mode: standard deviation of the cube factor.
   """
   rotation_deg: float = 180.0
   scale_range: tuple[float, float] = (0.9, 1.1)
   translation_mm: float = 10.0
+  mode: str = "all"
+  scale_sigma: float = 0.05
 
   def __post_init__(self):
+    if self.mode not in MODES:
+      raise ValueError(f"mode must be one of {list(MODES)}, got {self.mode!r}")
+    if self.scale_sigma < 0:
+      raise ValueError(f"scale_sigma must be >= 0, got {self.scale_sigma}")
     if self.rotation_deg < 0:
       raise ValueError(f"rotation_deg must be >= 0, got {self.rotation_deg}")
     low, high = self.scale_range
@@ -97,6 +133,8 @@ def sample_parameters(batch_size, config, seed):
   in eager mode or a plain ``tf.function``; a run that keeps its backend and
   compile mode is reproducible.
   """
+  if config.mode == "authors":
+    return sample_authors_parameters(batch_size, config, seed)[1:]
   draws = _uniform_draws([batch_size, 5], seed)
   max_theta = math.radians(config.rotation_deg)
   theta = max_theta * (2.0 * draws[:, 0] - 1.0)
@@ -104,6 +142,38 @@ def sample_parameters(batch_size, config, seed):
   scale = low + (high - low) * draws[:, 1]
   translation = config.translation_mm * (2.0 * draws[:, 2:] - 1.0)
   return theta, scale, translation
+
+
+def sample_authors_parameters(batch_size, config, seed):
+  """The authors' mode: one transform per sample (module docstring).
+
+  Args:
+    batch_size, config, seed: as for ``sample_parameters``.
+
+  Returns:
+    (transform, theta, scale, translation_mm): (B,) int32 index into
+    ``AUTHORS_TRANSFORMS`` and the parameters as ``sample_parameters``
+    gives them, identity (0, 1, 0) for the transforms not chosen.
+  """
+  draws = _uniform_draws([batch_size, 6], seed)
+  transform = ops.minimum(ops.cast(ops.floor(4.0 * draws[:, 0]), "int32"), 3)
+  max_theta = math.radians(config.rotation_deg)
+  theta = max_theta * (2.0 * draws[:, 1] - 1.0)
+  # Box–Muller: four standard normals from four uniforms in (0, 1].
+  radius = ops.sqrt(-2.0 * ops.log(1.0 - draws[:, 2:4]))
+  angle = 2.0 * math.pi * draws[:, 4:6]
+  normals = ops.concatenate([radius * ops.cos(angle), radius * ops.sin(angle)],
+                            axis=1)
+  limit = config.translation_mm
+  translation = ops.clip(limit * normals[:, :3], -limit, limit)
+  low, high = config.scale_range
+  cube_factor = ops.clip(ops.abs(1.0 + config.scale_sigma * normals[:, 3]),
+                         low, high)
+  chosen = [ops.equal(transform, k) for k in range(3)]
+  translation = ops.where(chosen[0][:, None], translation, 0.0)
+  theta = ops.where(chosen[1], theta, 0.0)
+  scale = ops.where(chosen[2], 1.0 / cube_factor, 1.0)
+  return transform, theta, scale, translation
 
 
 def warp_nearest(images, inverse_affine, fill_value):
@@ -154,7 +224,8 @@ def _round_half_away_from_zero(x):
   return ops.sign(x) * (whole + ops.cast(magnitude - whole >= 0.5, x.dtype))
 
 
-def transform_batch(depth, joints_uvz, cube, theta, scale, translation_mm):
+def transform_batch(depth, joints_uvz, cube, theta, scale, translation_mm,
+                    *, move_depths=True):
   """Applies given rotations, scales and translations to a batch.
 
   θ = 0, s = 1, t = 0 returns the inputs bit for bit: the joints are moved
@@ -169,6 +240,9 @@ def transform_batch(depth, joints_uvz, cube, theta, scale, translation_mm):
     theta: (B,) in-plane rotation in radians (θ > 0 is clockwise on screen).
     scale: (B,) 3D scale about the hand centre.
     translation_mm: (B, 3) translation in mm.
+    move_depths: give the hand pixels d' = s d + t_z / (cube_z / 2) (this
+      project's augmentation), or keep the warped depths as they are (the
+      authors').
 
   Returns:
     (depth', joints_uvz'): (B, S, S, 1) and (B, J, 3) float32.
@@ -209,6 +283,8 @@ def transform_batch(depth, joints_uvz, cube, theta, scale, translation_mm):
       a, b, centre - a * origin_x - b * origin_y,
       -b, a, centre + b * origin_x - a * origin_y], axis=-1), (-1, 2, 3))
   warped = warp_nearest(depth, inverse, 1.0)
+  if not move_depths:
+    return warped, joints_out
 
   moved = scale[:, None, None, None] * warped + shift_z[:, None, None, None]
   keep = (warped < 1.0) & (ops.abs(moved) <= 1.0)
@@ -218,6 +294,9 @@ def transform_batch(depth, joints_uvz, cube, theta, scale, translation_mm):
 
 def augment_batch(depth, joints_uvz, cube, config, seed):
   """Random rotation, 3D scale and 3D translation of a batch of crops.
+
+  All three for every sample (``config.mode`` "all"), or one of them per
+  sample with the depths left as they are ("authors").
 
   Args:
     depth: (B, S, S, 1) normalized depth crops; any float dtype.
@@ -232,4 +311,5 @@ def augment_batch(depth, joints_uvz, cube, config, seed):
   """
   theta, scale, translation = sample_parameters(
       ops.shape(depth)[0], config, seed)
-  return transform_batch(depth, joints_uvz, cube, theta, scale, translation)
+  return transform_batch(depth, joints_uvz, cube, theta, scale, translation,
+                         move_depths=config.mode == "all")

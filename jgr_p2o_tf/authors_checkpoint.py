@@ -27,9 +27,11 @@ kernel, their channels side by side. Anything that does not fit (a missing
 or extra variable, a wrong shape, another joint count) stops the import with
 one line naming the variable and the shape expected; nothing is written then.
 
-The model directory holds ``best.keras`` and ``config.json``: the source
+The model directory holds ``last.keras`` (their released checkpoints are
+their final epochs, not chosen on any split) and ``config.json``: the source
 checkpoint, the dataset, its skeleton and camera, the cube of the authors'
-test crops (``AUTHORS_TEST_CUBE_MM``) and the model's arguments; ``export``
+test crops (the profile's ``authors_test_cube_mm``) and the model's
+arguments; ``export``
 takes the cube and camera from it as it takes a training run's from its
 records' manifest.
 """
@@ -42,17 +44,15 @@ import shutil
 import numpy as np
 
 from jgr_p2o_tf import dataset_profiles
+from jgr_p2o_tf import run_dir
 from jgr_p2o_tf import skeletons
 
-# The datasets the authors trained on and the cube edges (mm) of their test
-# crops: main_nyu.py and main_icvl.py load the test sets with a 250 mm cube;
-# main_msra.py crops the left-out subject with 175 mm.
-AUTHORS_TEST_CUBE_MM = {"nyu": 250.0, "icvl": 250.0, "msra": 175.0}
+# The datasets the authors trained on: those with a test cube of theirs.
+AUTHORS_DATASETS = tuple(p.name for p in dataset_profiles.PROFILES.values()
+                         if p.authors_test_cube_mm is not None)
 # Their network: two stacks (Model.num_stack), hourglasses of order 3.
 AUTHORS_NUM_STACKS = 2
 HOURGLASS_ORDER = 3
-CONFIG_FILE = "config.json"
-MODEL_FILE = "best.keras"
 
 _BN_VARIABLES = ("gamma", "beta", "moving_mean", "moving_variance")
 
@@ -174,9 +174,9 @@ def authors_layout(num_joints, num_features=128,
 
 
 def _dataset_skeleton(dataset):
-  if dataset not in AUTHORS_TEST_CUBE_MM:
+  if dataset not in AUTHORS_DATASETS:
     raise ValueError(f"--dataset={dataset!r}: the authors' code trains on "
-                     f"{', '.join(AUTHORS_TEST_CUBE_MM)}")
+                     f"{', '.join(AUTHORS_DATASETS)}")
   return skeletons.get_skeleton(dataset)
 
 
@@ -333,9 +333,9 @@ def _check_model_dir(model_dir, overwrite):
       if not overwrite:
         raise ValueError(f"{model_dir} is not empty; choose another "
                          f"model_dir or overwrite it (--overwrite)")
-      if not os.path.isfile(os.path.join(model_dir, CONFIG_FILE)):
+      if not os.path.isfile(os.path.join(model_dir, run_dir.CONFIG_FILE)):
         raise ValueError(f"{model_dir} is not empty and holds no "
-                         f"{CONFIG_FILE}; refusing to overwrite it")
+                         f"{run_dir.CONFIG_FILE}; refusing to overwrite it")
   return model_dir
 
 
@@ -348,7 +348,7 @@ def import_checkpoint(checkpoint, dataset, model_dir, *, overwrite=False):
       whose ``checkpoint`` file names it.
     dataset: "nyu", "icvl" or "msra": the joint layout the checkpoint was
       trained on.
-    model_dir: the folder to write (``best.keras``, ``config.json``).
+    model_dir: the folder to write (``last.keras``, ``config.json``).
     overwrite: replace a model directory written before.
 
   Returns:
@@ -375,7 +375,8 @@ def import_checkpoint(checkpoint, dataset, model_dir, *, overwrite=False):
       "source_checkpoint": prefix,
       "dataset": dataset,
       "skeleton": skeleton.name,
-      "cube_mm": [AUTHORS_TEST_CUBE_MM[dataset]] * 3,
+      "cube_mm": [dataset_profiles.get_profile(dataset).authors_test_cube_mm]
+                 * 3,
       "camera": dataclasses.asdict(dataset_profiles.get_profile(dataset).camera),
       **{k: v for k, v in model.get_config().items()
          if k not in ("name", "trainable", "dtype", "skeleton")},
@@ -385,8 +386,9 @@ def import_checkpoint(checkpoint, dataset, model_dir, *, overwrite=False):
   shutil.rmtree(partial, ignore_errors=True)
   os.makedirs(partial)
   try:
-    model.save(os.path.join(partial, MODEL_FILE))
-    with open(os.path.join(partial, CONFIG_FILE), "w", encoding="utf-8") as f:
+    model.save(os.path.join(partial, run_dir.LAST_MODEL))
+    with open(os.path.join(partial, run_dir.CONFIG_FILE), "w",
+              encoding="utf-8") as f:
       json.dump(config, f, indent=2)
       f.write("\n")
   except BaseException:

@@ -18,6 +18,18 @@ for leave-one-subject-out training.
 Bad frames (unreadable files, an invalid centre, a centre outside the frame,
 a crop without hand pixels) stop the run with a DatasetError naming the file
 and frame, or are skipped and listed in the manifest with ``skip_bad``.
+
+How a frame is cut (``_example``): its hand centre comes from a centre file
+(V2V-PoseNet's, for the authors' setup), the labels (synthetic data) or the
+depth; its crop is this project's continuous warp (``geometry.crop_depth``,
+``crop="project"``) or the authors' whole-pixel window
+(``geometry.crop_depth_authors``, ``crop="authors"``); its cube is the
+split's, or drawn for the frame from ``cube_choices_mm``. The authors' code
+crops each training frame with a cube drawn once, when it loads the dataset
+(and keeps it in its cache for every epoch; ``dataset_profiles``'
+``authors_train_cubes_mm``), so drawing it here, seeded by the frame's index,
+is their setup as it is: no cropping at training time is needed. Each
+example records its own cube, which training, evaluation and export read.
 """
 
 import concurrent.futures
@@ -53,7 +65,11 @@ EMPTY_CROP = "empty_crop"
 
 # Settings a rerun must share with the run that wrote the finished shards.
 _SETTINGS_KEYS = ("dataset", "split", "data_dir", "reader_kwargs", "centres",
-                  "cube_mm", "crop_size")
+                  "cube_mm", "crop_size", "crop", "cube_choices_mm",
+                  "cube_seed")
+# Those settings as manifests written before they existed had them.
+_SETTINGS_DEFAULTS = {"crop": "project", "cube_choices_mm": None,
+                      "cube_seed": 0}
 
 
 class BadFrame(DatasetError):
@@ -89,13 +105,17 @@ class _Job:
   centres: str  # "computed", "ground_truth" or "file"
   centre_file: object  # path or None
   file_centres: object  # tuple of (3,) arrays / None per frame, or None
-  cube: tuple
+  cube: object  # (3,) tuple, or None when drawn per frame
+  cube_choices: tuple  # edges a frame's cube is drawn from, or ()
+  cube_seed: int
+  crop: str
   crop_size: int
   skip_bad: bool
 
 
 def prepare(dataset, data_dir, split, out_dir, *, centres="computed",
-            v2v_centres=False, cube_mm=None, crop_size=geometry.CROP_SIZE,
+            v2v_centres=False, cube_mm=None, cube_choices_mm=None,
+            cube_seed=0, crop="project", crop_size=geometry.CROP_SIZE,
             num_shards=None, workers=1, skip_bad=False, reader_kwargs=None,
             progress=True):
   """Writes the crops of one split as TFRecord shards plus manifest.json.
@@ -111,6 +131,13 @@ def prepare(dataset, data_dir, split, out_dir, *, centres="computed",
     v2v_centres: the centre file is one of V2V-PoseNet's, in the dataset's
       own axes (``centres.load_centre_file``).
     cube_mm: scalar or (3,) cube edges; default the dataset profile's.
+    cube_choices_mm: instead of one cube, the edges each frame draws its
+      cube from, uniformly (a cube of equal edges), e.g. the profile's
+      ``authors_train_cubes_mm``.
+    cube_seed: with ``cube_choices_mm``, the seed of the draws; frame i's
+      draw depends only on (cube_seed, i).
+    crop: "project" (``geometry.crop_depth``) or "authors"
+      (``geometry.crop_depth_authors``).
     crop_size: S.
     num_shards: shards of the split, or of each subject for MSRA; default
       one per ``FRAMES_PER_SHARD`` frames.
@@ -136,9 +163,23 @@ def prepare(dataset, data_dir, split, out_dir, *, centres="computed",
     raise ValueError(f"{dataset} {split} in {data_dir} has no frames")
   if workers < 1:
     raise ValueError(f"workers must be at least 1, got {workers}")
-  cube = geometry.cube_vector(
-      dataset_profiles.get_profile(dataset).cube_mm if cube_mm is None
-      else cube_mm)
+  if crop not in geometry.CROP_METHODS:
+    raise ValueError(f"crop must be one of {list(geometry.CROP_METHODS)}, got "
+                     f"{crop!r}")
+  if cube_choices_mm and cube_mm is not None:
+    raise ValueError("give cube_mm or cube_choices_mm, not both")
+  if cube_choices_mm and len(set(cube_choices_mm)) > 1:
+    cube = None
+    cube_choices = tuple(float(geometry.cube_vector(c)[0])
+                         for c in cube_choices_mm)
+  elif cube_choices_mm:  # a single choice is a fixed cube
+    cube = geometry.cube_vector(cube_choices_mm[0])
+    cube_choices = ()
+  else:
+    cube = geometry.cube_vector(
+        dataset_profiles.get_profile(dataset).cube_mm if cube_mm is None
+        else cube_mm)
+    cube_choices = ()
   centre_file = file_centres = None
   if centres not in ("computed", "ground_truth"):
     centre_file = os.path.abspath(centres)
@@ -155,7 +196,10 @@ def prepare(dataset, data_dir, split, out_dir, *, centres="computed",
       "reader_kwargs": reader_kwargs,
       "centres": (centres if centre_file is None else
                   {"file": centre_file, "v2v": bool(v2v_centres)}),
-      "cube_mm": [float(c) for c in cube],
+      "cube_mm": None if cube is None else [float(c) for c in cube],
+      "cube_choices_mm": list(cube_choices) or None,
+      "cube_seed": int(cube_seed),
+      "crop": crop,
       "crop_size": int(crop_size),
       "skeleton": reader.skeleton.name,
       "num_joints": reader.skeleton.num_joints,
@@ -169,8 +213,9 @@ def prepare(dataset, data_dir, split, out_dir, *, centres="computed",
   job = _Job(out_dir=os.fspath(out_dir), data_dir=os.fspath(data_dir),
              centres="file" if centre_file else centres,
              centre_file=centre_file, file_centres=file_centres,
-             cube=tuple(float(c) for c in cube), crop_size=int(crop_size),
-             skip_bad=skip_bad)
+             cube=None if cube is None else tuple(float(c) for c in cube),
+             cube_choices=cube_choices, cube_seed=int(cube_seed), crop=crop,
+             crop_size=int(crop_size), skip_bad=skip_bad)
   todo = [s for s in shards if s.file not in finished]
   planned = [_shard_entry(s) for s in shards]
 
@@ -192,7 +237,8 @@ def prepare(dataset, data_dir, split, out_dir, *, centres="computed",
 
 def prepare_synthetic_split(work_dir, split, num_frames, seed, *,
                             layout="icvl", camera="icvl",
-                            centres="ground_truth", workers=1):
+                            centres="ground_truth", workers=1,
+                            num_shards=None):
   """Renders synthetic frames and prepares them; returns the records' folder.
 
   The raw frames go to ``{work_dir}/raw/{split}`` (``synthetic.generate``)
@@ -209,6 +255,7 @@ def prepare_synthetic_split(work_dir, split, num_frames, seed, *,
     centres: "ground_truth" (crops around the true hand centres) or
       "computed", as for ``prepare``.
     workers: processes rendering and preparing.
+    num_shards: shards of the split, as for ``prepare``.
   """
   from jgr_p2o_tf.synthetic import writer  # pylint: disable=g-import-not-at-top
   raw = os.path.join(work_dir, "raw")
@@ -219,7 +266,7 @@ def prepare_synthetic_split(work_dir, split, num_frames, seed, *,
     writer.generate(os.path.join(raw, split), num_frames, seed, layout=layout,
                     camera=camera, workers=workers, progress=False)
     prepare("synthetic", raw, split, records, centres=centres,
-            workers=workers, progress=False)
+            workers=workers, num_shards=num_shards, progress=False)
   return records
 
 
@@ -265,8 +312,9 @@ def _finished_shards(out_dir, manifest, shards):
     previous = records_manifest.read_manifest(out_dir, require_complete=False)
   except FileNotFoundError:
     return {}
-  changed = [f"{k} {previous.get(k)!r}" for k in _SETTINGS_KEYS
-             if previous.get(k) != manifest[k]]
+  changed = [f"{k} {previous.get(k, _SETTINGS_DEFAULTS.get(k))!r}"
+             for k in _SETTINGS_KEYS
+             if previous.get(k, _SETTINGS_DEFAULTS.get(k)) != manifest[k]]
   planned = previous.get("planned_shards") or []
   if not changed and planned != [_shard_entry(s) for s in shards]:
     changed.append(f"num_shards giving {len(planned)} shards")
@@ -320,10 +368,19 @@ def _write_shard(reader, job, shard, report):
           "skipped_frames": skipped}
 
 
+def frame_cube(job, index):
+  """(3,) float32 cube edges of frame ``index``: the job's, or drawn for it."""
+  if job.cube is not None:
+    return np.asarray(job.cube, np.float32)
+  edge = np.random.default_rng((job.cube_seed, index)).choice(job.cube_choices)
+  return np.full(3, edge, np.float32)
+
+
 def _example(reader, job, index):
   """The serialized example of frame ``index``; DatasetError if it is bad."""
   frame = reader.read(index)
   frame_id = frame.frame_id
+  cube = frame_cube(job, index)
   if job.centres == "file":
     centre = job.file_centres[index]
     if centre is None:
@@ -334,7 +391,7 @@ def _example(reader, job, index):
   else:
     try:
       centre = centres_lib.compute_centre(frame.depth_mm, frame.camera,
-                                          cube_mm=job.cube, frame_id=frame_id)
+                                          cube_mm=cube, frame_id=frame_id)
     except DatasetError as e:
       raise BadFrame(NO_CENTRE, e.reason, path=job.data_dir,
                      frame=frame_id) from None
@@ -348,9 +405,9 @@ def _example(reader, job, index):
     raise BadFrame(CENTRE_OUTSIDE_FRAME,
                    f"hand centre {np.round(centre, 1).tolist()} mm {where}",
                    path=job.centre_file or job.data_dir, frame=frame_id)
-  cube = np.asarray(job.cube, np.float32)
-  crop, affine = geometry.crop_depth(frame.depth_mm, centre, cube,
-                                     frame.camera, job.crop_size)
+  cut = (geometry.crop_depth_authors if job.crop == "authors"
+         else geometry.crop_depth)
+  crop, affine = cut(frame.depth_mm, centre, cube, frame.camera, job.crop_size)
   if np.all(crop == 1.0):
     raise BadFrame(EMPTY_CROP,
                    f"no hand pixels in the {cube.tolist()} mm cube around "

@@ -50,6 +50,15 @@ class DatasetProfile:
       are no such files.
     read_depth_png: reads one of the dataset's depth PNGs,
       ``f(path, frame id, camera) -> (H, W) float32 mm``.
+    authors_train_cubes_mm: the cube edges the authors' code (Fang et al.,
+      ``data/importers.py``) crops a training frame with: it draws one per
+      frame, uniformly, once when it loads the dataset (``main_nyu.py``
+      loads NYU's training set with ``cube=None``, i.e. 250 + 10·randint(6)
+      mm; MSRA's training subjects get 150 + 10·randint(6) mm; ICVL's
+      training set its fixed 250 mm); empty where they did not train.
+    authors_test_cube_mm: the cube edge of the authors' test crops
+      (``main_*.py`` load the test split with ``cube=(250, 250, 250)``, the
+      left-out MSRA subject with 175 mm); None where they did not test.
   """
   name: str
   skeleton: str
@@ -61,23 +70,31 @@ class DatasetProfile:
   subjects: tuple = ()
   v2v_axis_signs: Optional[tuple] = None
   read_depth_png: Callable = frame.read_uint16_depth_png
+  authors_train_cubes_mm: tuple = ()
+  authors_test_cube_mm: Optional[float] = None
 
 
 NYU = DatasetProfile(
     name="nyu", skeleton="nyu", reader=nyu.NyuReader, camera=nyu.CAMERA,
     cube_mm=300.0, epochs=58, evaluation_camera=nyu.CAMERA,
     # V2V-PoseNet's NYU world is NYU's, whose y our negative fy keeps.
-    v2v_axis_signs=(1.0, 1.0, 1.0), read_depth_png=nyu.read_depth_png)
+    v2v_axis_signs=(1.0, 1.0, 1.0), read_depth_png=nyu.read_depth_png,
+    authors_train_cubes_mm=(250.0, 260.0, 270.0, 280.0, 290.0, 300.0),
+    authors_test_cube_mm=250.0)
 ICVL = DatasetProfile(
     name="icvl", skeleton="icvl", reader=icvl.IcvlReader, camera=icvl.CAMERA,
     cube_mm=250.0, epochs=8, evaluation_camera=icvl.EVALUATION_CAMERA,
-    v2v_axis_signs=(1.0, 1.0, 1.0))
+    # V2V-PoseNet's ICVL world has y down (src/data/ICVL/data.lua), as ours.
+    v2v_axis_signs=(1.0, 1.0, 1.0), authors_train_cubes_mm=(250.0,),
+    authors_test_cube_mm=250.0)
 MSRA = DatasetProfile(
     name="msra", skeleton="msra", reader=msra.MsraReader, camera=msra.CAMERA,
     cube_mm=200.0, epochs=58, evaluation_camera=msra.CAMERA,
     subjects=msra.SUBJECTS,
     # V2V-PoseNet's MSRA world has y up (as MSRA's joint.txt) and z > 0.
-    v2v_axis_signs=(1.0, -1.0, 1.0))
+    v2v_axis_signs=(1.0, -1.0, 1.0),
+    authors_train_cubes_mm=(150.0, 160.0, 170.0, 180.0, 190.0, 200.0),
+    authors_test_cube_mm=175.0)
 SYNTHETIC = DatasetProfile(
     name="synthetic", skeleton="synthetic", reader=synthetic.SyntheticReader,
     camera=icvl.CAMERA, cube_mm=250.0, epochs=10)

@@ -12,7 +12,9 @@ results:
 Model mode: a trained model (``--model_dir`` of the trainer, or a .keras
 file) on a split prepared by data_prep; also writes our predictions and the
 ground truth in the community text format, so that they can be compared with
-published methods in file mode:
+published methods in file mode. The run's model is ``run_dir``'s rule's (its
+final model unless a validation split chose ``best.keras``) or ``--model``'s;
+a best.keras is never scored on the frames that chose it:
 
   python -m jgr_p2o_tf.evaluate --dataset=nyu --model_dir=runs/nyu \
     --data_dir=DATA/nyu_records/test --predictions_out=ours.txt \
@@ -46,8 +48,12 @@ _PLOT = flags.DEFINE_string(
 _OUTPUT_JSON = flags.DEFINE_string(
     "output_json", None, "Where to write the report as JSON.")
 _MODEL_DIR = flags.DEFINE_string(
-    "model_dir", None, "Model mode: the trainer's model directory (its "
-    "best.keras, else last.keras) or a .keras file.")
+    "model_dir", None, "Model mode: the trainer's model directory or a "
+    ".keras file.")
+_MODEL = flags.DEFINE_string(
+    "model", None, "Model mode: best or last (the run's best.keras / "
+    "last.keras); default: best.keras if a validation split chose it, else "
+    "the final last.keras.")
 _DATA_DIR = flags.DEFINE_string(
     "data_dir", None, "Model mode: a split prepared by data_prep.")
 _SUBJECTS = flags.DEFINE_list(
@@ -65,10 +71,11 @@ def _model_report():
   from jgr_p2o_tf import run_dir  # pylint: disable=g-import-not-at-top
   path = _MODEL_DIR.value
   if os.path.isdir(path):
-    path = run_dir.best_or_last_model(path)
+    path = run_dir.resolve_model_path(path, _MODEL.value)
   elif not os.path.exists(path):
     raise FileNotFoundError(f"--model_dir={path}: no such .keras file or "
                             "training run")
+  run_dir.check_not_chosen_on(path, _DATA_DIR.value, _SUBJECTS.value)
   model = run_dir.load_keras_model(path)
   skeleton = records_manifest.read_manifest(_DATA_DIR.value)["skeleton"]
   predictions = evaluation.predict_records(model, _DATA_DIR.value,

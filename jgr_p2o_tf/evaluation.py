@@ -223,7 +223,8 @@ def save_report_plot(report, path, title=None, dpi=120):
   plot_report(report, title).savefig(path, dpi=dpi)
 
 
-def predict_records(model, data_dir, *, batch_size=64, subjects=None):
+def predict_records(model, data_dir, *, batch_size=64, subjects=None,
+                    shards=None):
   """Runs a Keras model over a prepared split and maps back to full frames.
 
   Args:
@@ -232,6 +233,7 @@ def predict_records(model, data_dir, *, batch_size=64, subjects=None):
     data_dir: a split prepared by data_prep (manifest.json and shards).
     batch_size: frames per forward pass.
     subjects: MSRA subjects to keep, or None for all.
+    shards: shard files to keep, or None for all.
 
   Returns:
     dict of NumPy arrays over the frames in order: "frame_id" (N,),
@@ -247,7 +249,8 @@ def predict_records(model, data_dir, *, batch_size=64, subjects=None):
   columns = {k: [] for k in ("frame_id", "pred_uvz", "pred_uvd", "gt_uvd",
                              "pred_xyz", "gt_xyz", "intrinsics")}
   dataset = input_pipeline.make_dataset(data_dir, batch_size=batch_size,
-                                        training=False, subjects=subjects)
+                                        training=False, subjects=subjects,
+                                        shards=shards)
   for batch in dataset:
     batch = {k: v.numpy() for k, v in batch.items()}
     uvz = geometry.convert_uvz(np.asarray(predict(batch["depth"]), np.float64),

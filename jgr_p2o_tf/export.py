@@ -3,7 +3,9 @@ r"""Exports a trained model as a SavedModel for serving.
   python -m jgr_p2o_tf.export --model_dir=runs/nyu \
       --export_dir=runs/nyu/saved_model
 
-Takes ``best.keras`` (or ``last.keras``, or any .keras file) of a training run,
+Takes the model of a training run that ``run_dir``'s rule picks (its final
+``last.keras`` unless a validation split chose ``best.keras``), or
+``--model``'s,
 folds batch normalization into the convolutions and writes a SavedModel with
 a full-frame signature (depth frame + hand centre + intrinsics → joints in
 mm) and a crop signature; see ``jgr_p2o_tf.exporter``. The cube edges come
@@ -18,8 +20,9 @@ from jgr_p2o_tf import train_config
 _MODEL_DIR = flags.DEFINE_string("model_dir", None,
                                  "The --model_dir of a training run.")
 _MODEL = flags.DEFINE_string(
-    "model", "best", "best, last (the run's best.keras / last.keras) or a "
-    "path to a .keras file.")
+    "model", None, "best, last (the run's best.keras / last.keras) or a "
+    "path to a .keras file; default: best.keras if a validation split chose "
+    "it, else the final last.keras.")
 _EXPORT_DIR = flags.DEFINE_string("export_dir", None,
                                   "The SavedModel directory to write.")
 _CUBE_MM = flags.DEFINE_list(

@@ -238,10 +238,13 @@ def export_saved_model(keras_model, export_dir, *, skeleton, cube_mm,
   return metadata
 
 
-def export_from_model_dir(model_dir, export_dir, *, model="best", cube_mm=None,
+def export_from_model_dir(model_dir, export_dir, *, model=None, cube_mm=None,
                           mixed_precision="none", jit_compile=True,
                           fold_batch_norm_layers=True, overwrite=False):
-  """Exports a training run's best or last model (what the CLI does).
+  """Exports a training run's model (what the CLI does).
+
+  ``model``: None for the run's default (``run_dir.resolve_model_path``),
+  "best", "last" or a .keras path.
 
   The skeleton comes from the run's config.json; the cube edges, default
   camera and dataset from the manifest of its training records when they are
@@ -261,6 +264,12 @@ def export_from_model_dir(model_dir, export_dir, *, model="best", cube_mm=None,
           f"({records_manifest.manifest_path(config.get('train_dir', '?'))}) "
           f"is not here to tell the cube edges: pass --cube_mm")
     cube_mm = manifest["cube_mm"]
+    if cube_mm is None:
+      raise ValueError(
+          f"the training records' frames have cubes of "
+          f"{manifest.get('cube_choices_mm')} mm: pass --cube_mm, the cube "
+          f"of the crops the model will serve (the authors' test cube is in "
+          f"dataset_profiles)")
   skeleton = config.get("skeleton") or (manifest or {}).get("skeleton")
   if not skeleton:
     raise ValueError(f"neither {model_dir}/config.json nor the records' "

@@ -31,6 +31,11 @@ import numpy as np
 
 CROP_SIZE = 96
 COORDINATE_CONVENTIONS = ("project", "authors")
+# How a hand crop is cut (``crop_depth``, ``crop_depth_authors``).
+CROP_METHODS = ("project", "authors")
+# The depths DeepPrior's hand detector, which the authors' importers crop
+# with, keeps: anything nearer or farther counts as no depth.
+AUTHORS_DEPTH_RANGE_MM = (10.0, 1500.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -257,6 +262,79 @@ def crop_depth(depth_mm, centre_xyz, cube_mm, camera, crop_size=CROP_SIZE):
       (crop_size, crop_size), flags=cv2.INTER_NEAREST,
       borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
   return normalize_depth(crop, centre_xyz[2], cube[2]).astype(np.float32), affine
+
+
+def crop_depth_authors(depth_mm, centre_xyz, cube_mm, camera,
+                       crop_size=CROP_SIZE):
+  """The crop of the authors' code: DeepPrior++'s, cut at whole pixels.
+
+  What Fang et al.'s importers do to a frame (their ``util/handdetector.py``
+  and ``util/preprocess.py``), as opposed to ``crop_depth``'s continuous
+  warp:
+
+  1. depths outside ``AUTHORS_DEPTH_RANGE_MM`` count as no depth (0);
+  2. the cube's square at the centre's depth is projected to a window of
+     whole pixels, each edge rounded to the nearest integer:
+     ``x0 = floor(u - fx cube_x / (2 d) + 0.5)``, ``x1`` likewise with
+     ``+``, rows with |fy| and cube_y; pixels beyond the frame are no depth;
+  3. inside the window, depths nearer than the cube's front face are set to
+     it and depths beyond its back face to no depth;
+  4. the window is resized with OpenCV's nearest neighbour (output pixel i
+     reads window pixel ``floor(i · w / w')``) to S pixels along its longer
+     side, the other side ``int(S · shorter / longer)``, and pasted at
+     ``floor(S/2 - size/2)`` into an S×S crop of no depth;
+  5. depths are normalized as ``(d - zc) / (cube_z / 2)``, no depth
+     becoming 1: the hand lies in [-1, 1], anything nearer than the cube is
+     -1 and anything farther, or missing, is 1.
+
+  The affine maps a full-frame pixel p to ``s (p - p0) + offset`` with
+  ``s = S / max(w, h)``, the map their joints go through. (At training time
+  their code also turns the crop's farthest depth into background:
+  ``train_step``'s ``farthest_depth_to_background``.)
+
+  Args:
+    depth_mm: (H, W) depth in mm, 0 for holes.
+    centre_xyz: (3,) hand centre in mm (in front of the camera).
+    cube_mm: scalar or (3,) cube edges in mm.
+    camera: Camera.
+    crop_size: S.
+
+  Returns:
+    (crop, affine): (S, S) float32 normalized depth and the (2, 3) float32
+    affine from full-frame to crop pixels.
+  """
+  import cv2  # pylint: disable=g-import-not-at-top
+  cube = cube_vector(cube_mm).astype(np.float64)
+  u, v, d = xyz_to_uvd(np.asarray(centre_xyz, np.float64), camera)
+  half_u = cube[0] / 2.0 * abs(camera.fx) / d
+  half_v = cube[1] / 2.0 * abs(camera.fy) / d
+  x0, x1 = (int(np.floor(u + sign * half_u + 0.5)) for sign in (-1, 1))
+  y0, y1 = (int(np.floor(v + sign * half_v + 0.5)) for sign in (-1, 1))
+  depth = np.asarray(depth_mm, np.float32)
+  near_limit, far_limit = AUTHORS_DEPTH_RANGE_MM
+  depth = np.where((depth < near_limit) | (depth > far_limit), 0.0, depth)
+  height, width = depth.shape
+  window = np.zeros((y1 - y0, x1 - x0), np.float32)
+  rows = slice(max(y0, 0), min(y1, height))
+  columns = slice(max(x0, 0), min(x1, width))
+  window[rows.start - y0:rows.stop - y0, columns.start - x0:
+         columns.stop - x0] = depth[rows, columns]
+  front, back = d - cube[2] / 2.0, d + cube[2] / 2.0
+  window[(window > 0) & (window < front)] = front
+  window[window > back] = 0.0
+  longer = max(x1 - x0, y1 - y0)
+  resized_w = crop_size * (x1 - x0) // longer
+  resized_h = crop_size * (y1 - y0) // longer
+  resized = cv2.resize(window, (resized_w, resized_h),
+                       interpolation=cv2.INTER_NEAREST)
+  off_x = int(np.floor(crop_size / 2.0 - resized_w / 2.0))
+  off_y = int(np.floor(crop_size / 2.0 - resized_h / 2.0))
+  crop_mm = np.zeros((crop_size, crop_size), np.float32)
+  crop_mm[off_y:off_y + resized_h, off_x:off_x + resized_w] = resized
+  crop = np.where(crop_mm > 0, (crop_mm - d) / (cube[2] / 2.0), 1.0)
+  s = crop_size / longer
+  affine = np.array([[s, 0.0, off_x - s * x0], [0.0, s, off_y - s * y0]])
+  return crop.astype(np.float32), affine.astype(np.float32)
 
 
 def crop_depth_in_graph(depth_mm, affine, centre_z, cube_z,

@@ -5,7 +5,7 @@ r"""Imports one of the authors' released TF1 checkpoints as a model directory.
       --checkpoint=JGR-P2O/checkpoint/NYU/dense_offset_graph_A/3D_Detection.model-58
 
 TensorFlow 2 alone reads the checkpoint; the model directory it writes
-(``best.keras`` in the authors' coordinate convention, ``config.json``) is
+(``last.keras`` in the authors' coordinate convention, ``config.json``) is
 what ``evaluate``, ``export`` and the notebook take. See
 ``jgr_p2o_tf.authors_checkpoint``.
 """
@@ -19,7 +19,7 @@ _CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None, "The checkpoint's prefix (.../3D_Detection.model-58, "
     "with its .index and .data-00000-of-00001 files) or its folder.")
 _DATASET = flags.DEFINE_enum(
-    "dataset", None, list(authors_checkpoint.AUTHORS_TEST_CUBE_MM),
+    "dataset", None, authors_checkpoint.AUTHORS_DATASETS,
     "The dataset the checkpoint was trained on: its joints and test cube.")
 _MODEL_DIR = flags.DEFINE_string("model_dir", None,
                                  "The model directory to write.")

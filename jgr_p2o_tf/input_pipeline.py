@@ -21,8 +21,9 @@ _MAX_CYCLE_LENGTH = 16
 
 
 def make_dataset(data_dir, *, batch_size, training, seed=None, subjects=None,
-                 exclude_subjects=None, shuffle_buffer=DEFAULT_SHUFFLE_BUFFER,
-                 drop_remainder=None, cache=False):
+                 exclude_subjects=None, shards=None,
+                 shuffle_buffer=DEFAULT_SHUFFLE_BUFFER, drop_remainder=None,
+                 cache=False):
   """A batched tf.data pipeline over one prepared split.
 
   Args:
@@ -36,6 +37,7 @@ def make_dataset(data_dir, *, batch_size, training, seed=None, subjects=None,
       reading may reorder records for speed.
     subjects: keep only these subjects (MSRA).
     exclude_subjects: drop these subjects (MSRA, e.g. the test subject).
+    shards: read only these shard files (``validation_split``).
     shuffle_buffer: records in the shuffle buffer when training.
     drop_remainder: drop the last incomplete batch; None means ``training``
       (a training step wants a fixed batch, evaluation wants every frame).
@@ -50,7 +52,7 @@ def make_dataset(data_dir, *, batch_size, training, seed=None, subjects=None,
   """
   manifest = records_manifest.read_manifest(data_dir)
   paths = records_manifest.shard_paths(data_dir, manifest, subjects,
-                                       exclude_subjects)
+                                       exclude_subjects, shards)
   if drop_remainder is None:
     drop_remainder = training
   deterministic = seed is not None or not training

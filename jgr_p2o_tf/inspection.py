@@ -54,8 +54,9 @@ def load_model(path):
   """A model to inspect, and the skeleton it was trained on if that is known.
 
   Args:
-    path: a ``.keras`` file; a training run's model_dir (its best.keras, or
-      last.keras when it never validated); or an exported SavedModel folder.
+    path: a ``.keras`` file; a training run's model_dir (the model
+      ``run_dir.resolve_model_path`` picks); or an exported SavedModel
+      folder.
 
   Returns:
     (model, skeleton): a callable ``model(depth_crop, training=False)`` giving
@@ -72,7 +73,7 @@ def load_model(path):
     return model, model.predictor.skeleton.name
   if os.path.isdir(path):
     model_dir = path
-    path = run_dir.best_or_last_model(path)
+    path = run_dir.resolve_model_path(path)
   elif path.endswith(".keras") and os.path.isfile(path):
     model_dir = os.path.dirname(path)
   else:

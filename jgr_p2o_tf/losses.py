@@ -7,13 +7,17 @@
 over the stacks s, joints k, pixels i of the output grid and coordinates
 c ∈ {u, v, z}, all normalized in the model's coordinate convention
 (ARCHITECTURE.md, ``geometry.COORDINATE_CONVENTIONS``); L_δ is the Huber loss.
-Each term is summed over joints, pixels and coordinates and averaged over the
-batch.
+Each term is summed over joints, pixels and coordinates, then averaged over
+the batch (``reduction="mean"``, this project's) or summed over it ("sum",
+the authors' code, whose Huber terms are one ``reduce_sum`` over the batch:
+there the L2 weight decay weighs 1/B as much against the data term as with
+the mean).
 Everything is computed in float32, whatever the model's dtype policy.
 """
 
 from keras import ops
 
+from jgr_p2o_tf import train_config
 from jgr_p2o_tf.layers.output_grid import OUTPUT_STRIDE
 from jgr_p2o_tf.layers.output_grid import pixel_uvz
 
@@ -21,6 +25,8 @@ from jgr_p2o_tf.layers.output_grid import pixel_uvz
 HUBER_DELTA = 0.01
 # β of Eq. 9.
 OFFSET_LOSS_WEIGHT = 1e-4
+# How the per-sample losses of a batch become one.
+REDUCTIONS = train_config.LOSS_REDUCTIONS
 
 
 def huber(x, delta=HUBER_DELTA):
@@ -54,7 +60,7 @@ def ground_truth_offset_maps(joints_uvz, depth_crop, stride=OUTPUT_STRIDE,
 
 def jgr_p2o_loss(outputs, joints_uvz, depth_crop, *,
                  offset_weight=OFFSET_LOSS_WEIGHT, delta=HUBER_DELTA,
-                 convention="project"):
+                 convention="project", reduction="mean"):
   """The loss of Eq. 9 and its parts per stack.
 
   A stack without "offset_maps" (the "dhm" head, which predicts none) has only
@@ -70,12 +76,17 @@ def jgr_p2o_loss(outputs, joints_uvz, depth_crop, *,
     delta: δ of the Huber loss.
     convention: the model's coordinate convention
       (``model.coordinate_convention``).
+    reduction: "mean" or "sum" over the batch (``REDUCTIONS``).
 
   Returns:
     (total, parts): the scalar float32 loss and, per stack, a dict of the
     scalars "coordinate" (Eq. 7), "offset" (Eq. 8) and "total"
-    (coordinate + β offset), each averaged over the batch.
+    (coordinate + β offset), each reduced over the batch.
   """
+  if reduction not in REDUCTIONS:
+    raise ValueError(f"reduction must be one of {list(REDUCTIONS)}, got "
+                     f"{reduction!r}")
+  reduce = ops.sum if reduction == "sum" else ops.mean
   if isinstance(outputs, dict):
     outputs = [outputs]
   joints_uvz = ops.cast(joints_uvz, "float32")
@@ -83,13 +94,13 @@ def jgr_p2o_loss(outputs, joints_uvz, depth_crop, *,
   parts = []
   for stack_outputs in outputs:
     errors = ops.cast(stack_outputs["joints_uvz"], "float32") - joints_uvz
-    coordinate = ops.mean(ops.sum(huber(errors, delta), axis=(1, 2)))
+    coordinate = reduce(ops.sum(huber(errors, delta), axis=(1, 2)))
     if "offset_maps" in stack_outputs:
       offset_maps = ops.cast(stack_outputs["offset_maps"], "float32")
       stride = depth_crop.shape[1] // offset_maps.shape[1]
       offset_errors = offset_maps - ground_truth_offset_maps(
           joints_uvz, depth_crop, stride, convention)
-      offset = ops.mean(
+      offset = reduce(
           ops.sum(huber(offset_errors, delta), axis=(1, 2, 3, 4)))
     else:
       offset = ops.zeros((), "float32")

@@ -7,6 +7,10 @@
 command; ``jgr_p2o_tf.data_preparation`` is the library behind it.)
 
 MSRA (split "all") is written per subject; choose subjects with --subjects.
+The authors' setup: their crop (--crop=authors), their cubes
+(--cube_mm=authors_train for training splits, which draws each frame's cube
+from the edges their code trains with; --cube_mm=authors_test for test
+splits) and V2V-PoseNet's centre files (--centres=FILE --v2v_centres).
 A bad frame stops the run with one line naming the file and frame (finished
 shards are kept; rerun to resume), or is skipped with --skip_bad.
 """
@@ -18,6 +22,7 @@ from absl import flags
 from jgr_p2o_tf import cli
 from jgr_p2o_tf import data_preparation
 from jgr_p2o_tf import dataset_profiles
+from jgr_p2o_tf import geometry
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("dataset", None, dataset_profiles.NAMES,
@@ -36,8 +41,18 @@ flags.DEFINE_bool("v2v_centres", False,
                   "The --centres file is one of V2V-PoseNet's, in the "
                   "dataset's own axes.")
 flags.DEFINE_list("cube_mm", None,
-                  "Cube edge in mm, or three edges x,y,z; default the "
-                  "dataset's.")
+                  "Cube edge in mm, or three edges x,y,z; authors_train: each "
+                  "frame's cube drawn from those the authors' code trains the "
+                  "dataset with (NYU 250-300, MSRA 150-200 mm); "
+                  "authors_test: their test cube (NYU, ICVL 250, MSRA 175 "
+                  "mm); default the dataset's.")
+flags.DEFINE_integer("cube_seed", 0,
+                     "Seed of the per-frame cubes of --cube_mm=authors_train.")
+flags.DEFINE_enum("crop", "project", geometry.CROP_METHODS,
+                  "How a frame is cut: project (a continuous warp of the "
+                  "cube; depths outside it +1) or authors (their code's "
+                  "whole-pixel window resized by nearest neighbour; depths "
+                  "nearer than the cube -1, farther or missing +1).")
 flags.DEFINE_integer("num_shards", None,
                      "Shards of the split (of each subject for MSRA); default "
                      f"one per {data_preparation.FRAMES_PER_SHARD} frames.",
@@ -51,15 +66,31 @@ flags.DEFINE_list("subjects", None, "MSRA: the subjects to read (P0..P8).")
 flags.mark_flags_as_required(["dataset", "data_dir", "split", "out_dir"])
 
 
+def _cubes(profile):
+  """(cube_mm, cube_choices_mm) that --cube_mm asks for."""
+  if FLAGS.cube_mm in (["authors_train"], ["authors_test"]):
+    if profile.authors_test_cube_mm is None:
+      raise ValueError(f"--cube_mm={FLAGS.cube_mm[0]}: the authors' code has "
+                       f"no cubes for {profile.name}")
+    if FLAGS.cube_mm == ["authors_test"]:
+      return profile.authors_test_cube_mm, None
+    return None, profile.authors_train_cubes_mm
+  if FLAGS.cube_mm:
+    return cli.numbers(FLAGS["cube_mm"], (1, 3), positive=True), None
+  return None, None
+
+
 def main(argv):
   if len(argv) > 1:
     raise ValueError(f"unexpected arguments {argv[1:]}")
-  cube_mm = (cli.numbers(FLAGS["cube_mm"], (1, 3), positive=True)
-             if FLAGS.cube_mm else None)
+  cube_mm, cube_choices_mm = _cubes(
+      dataset_profiles.get_profile(FLAGS.dataset))
   reader_kwargs = {"subjects": FLAGS.subjects} if FLAGS.subjects else {}
   manifest = data_preparation.prepare(
       FLAGS.dataset, FLAGS.data_dir, FLAGS.split, FLAGS.out_dir,
       centres=FLAGS.centres, v2v_centres=FLAGS.v2v_centres, cube_mm=cube_mm,
+      cube_choices_mm=cube_choices_mm, cube_seed=FLAGS.cube_seed,
+      crop=FLAGS.crop,
       num_shards=FLAGS.num_shards, workers=FLAGS.workers,
       skip_bad=FLAGS.skip_bad, reader_kwargs=reader_kwargs)
   counts = manifest["counts"]

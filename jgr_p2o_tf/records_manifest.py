@@ -118,7 +118,8 @@ def _select_shards(split_dir, manifest, subjects, exclude_subjects):
   return [s for s in shards if s["subject"] in wanted]
 
 
-def shard_paths(split_dir, manifest, subjects=None, exclude_subjects=None):
+def shard_paths(split_dir, manifest, subjects=None, exclude_subjects=None,
+                shards=None):
   """Paths of the manifest's shards, in frame order, filtered by subject.
 
   Args:
@@ -126,24 +127,25 @@ def shard_paths(split_dir, manifest, subjects=None, exclude_subjects=None):
     manifest: its manifest (``read_manifest``).
     subjects: keep only shards of these subjects (e.g. ``["P0", "P1"]``).
     exclude_subjects: drop shards of these subjects (leave-one-subject-out).
+    shards: keep only these shard files (a split held out by whole shards,
+      ``validation_split``).
 
   Returns:
     list of str paths.
 
   Raises:
     ValueError: a subject filter on a split without subjects, an unknown
-      subject, or nothing left to read.
+      subject or shard, or nothing left to read.
   """
-  shards = _select_shards(split_dir, manifest, subjects, exclude_subjects)
+  selected = _select_shards(split_dir, manifest, subjects, exclude_subjects)
+  if shards is not None:
+    unknown = set(shards) - {s["file"] for s in manifest["shards"]}
+    if unknown:
+      raise ValueError(f"{split_dir}: no finished shards {sorted(unknown)}")
+    selected = [s for s in selected if s["file"] in set(shards)]
+  shards = selected
   # Shards whose frames were all skipped are empty files: nothing to read.
   paths = [os.path.join(split_dir, s["file"]) for s in shards if s["written"]]
   if not paths:
     raise ValueError(f"{split_dir}: no crops left to read after filtering")
   return paths
-
-
-def count_crops(manifest, exclude_subjects=None):
-  """Crops written to the manifest's shards, without those of some subjects."""
-  excluded = set(exclude_subjects or ())
-  return sum(s["written"] for s in manifest["shards"]
-             if s.get("subject") not in excluded)

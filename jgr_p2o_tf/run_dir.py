@@ -1,8 +1,19 @@
 """A training run's folder (``--model_dir``): its models and its config.
 
-The trainer writes ``best.keras`` (lowest validation error), ``last.keras``
-(latest epoch) and ``config.json`` (the resolved TrainConfig) there; the
-exporter, the evaluator and the notebook open runs through this module.
+The trainer writes ``last.keras`` (the latest epoch: the final model once
+training ends) and ``config.json`` (the resolved TrainConfig) there, and,
+when the run has a validation split (``validation_split``), ``best.keras``
+(the lowest error on it) with ``best.json`` (its epoch, error and the
+validation split). ``import_checkpoint`` writes ``last.keras`` and
+``config.json``: the authors' released models are their final epochs.
+
+The one rule for which model a command uses (``resolve_model_path``):
+unless told otherwise, ``best.keras`` when ``best.json`` records the
+validation split that chose it, and the final ``last.keras`` otherwise.
+A model chosen on some frames is never scored on them: ``check_not_chosen_on``
+refuses it, and the trainer refuses a validation split prepared from a test
+split. Evaluate, export, the notebook (and infer, through export) find their
+model here.
 """
 
 import json
@@ -10,13 +21,63 @@ import os
 
 from jgr_p2o_tf import records_manifest
 from jgr_p2o_tf import train_config
+from jgr_p2o_tf import validation_split
 
 MODEL_CHOICES = ("best", "last")
+BEST_MODEL = "best.keras"
+LAST_MODEL = "last.keras"
+BEST_RECORD = "best.json"
 CONFIG_FILE = "config.json"
 
 
-def resolve_model_path(model_dir, model="best"):
-  """``best``/``last`` → ``{model_dir}/{model}.keras``; else a .keras path."""
+def best_record(model_dir):
+  """``best.json`` of a run as a dict, or None when there is none."""
+  path = os.path.join(model_dir, BEST_RECORD)
+  if not os.path.isfile(path):
+    return None
+  try:
+    with open(path, encoding="utf-8") as f:
+      return json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise ValueError(f"{path}: cannot read it ({e})") from None
+
+
+def _chosen_on(model_dir):
+  """The validation split best.keras was chosen on, if a valid one.
+
+  Its record in best.json; None if there is no best.json, it records no
+  split (a run that may have validated on the test split) or the split it
+  records is a test split.
+  """
+  chosen_on = (best_record(model_dir) or {}).get("validation")
+  if chosen_on and chosen_on["source"]["split"] != validation_split.TEST_SPLIT:
+    return chosen_on
+  return None
+
+
+def default_model(model_dir):
+  """The model a command uses when not told: see the module docstring."""
+  best = os.path.join(model_dir, BEST_MODEL)
+  if _chosen_on(model_dir) and os.path.isfile(best):
+    return best
+  last = os.path.join(model_dir, LAST_MODEL)
+  if not os.path.isfile(last):
+    raise FileNotFoundError(f"{model_dir}: no {LAST_MODEL} (has the trainer "
+                            f"finished an epoch?)")
+  return last
+
+
+def resolve_model_path(model_dir, model=None):
+  """The .keras file of ``model`` in a run; FileNotFoundError if absent.
+
+  Args:
+    model_dir: a training run's (or imported model's) folder.
+    model: None for the run's default (``default_model``); "best" (only
+      with the record of the validation split that chose it, not a test
+      split) or "last"; or the path of a .keras file.
+  """
+  if model is None:
+    return default_model(model_dir)
   if model in MODEL_CHOICES:
     path = os.path.join(model_dir, f"{model}.keras")
   elif model.endswith(".keras"):
@@ -25,20 +86,53 @@ def resolve_model_path(model_dir, model="best"):
     raise ValueError(f"--model={model!r} must be best, last or a path to a "
                      f".keras file")
   if not os.path.isfile(path):
-    hint = (" (train writes best.keras only when it validates)"
+    hint = (" (train writes best.keras only with a validation split)"
             if model == "best" else "")
     raise FileNotFoundError(f"{path}: no such model{hint}")
+  if model == "best" and not _chosen_on(model_dir):
+    raise ValueError(
+        f"{path}: {BEST_RECORD} does not record a validation split that is "
+        f"not a test split, so it may have been chosen on the test split; "
+        f"use --model=last")
   return path
 
 
-def best_or_last_model(model_dir):
-  """The run's best.keras, or last.keras when it never validated."""
-  for model in MODEL_CHOICES:
-    path = os.path.join(model_dir, f"{model}.keras")
-    if os.path.isfile(path):
-      return path
-  raise FileNotFoundError(f"{model_dir}: no best.keras or last.keras (has "
-                          f"the trainer run?)")
+def check_not_chosen_on(model_path, records_dir, subjects=None):
+  """Refuses to score a ``best.keras`` on frames of the split that chose it.
+
+  Args:
+    model_path: the .keras file about to be evaluated.
+    records_dir: the prepared split it is to be evaluated on.
+    subjects: the subjects of it to be evaluated (MSRA), or None for all.
+
+  Raises:
+    ValueError: the model is a run's best.keras and its validation split
+      (``best.json``) shares frames with those, or ``best.json`` does not
+      record the split.
+  """
+  model_dir = os.path.dirname(os.path.abspath(model_path))
+  if os.path.basename(model_path) != BEST_MODEL:
+    return
+  if best_record(model_dir) is None:
+    return
+  chosen_on = _chosen_on(model_dir)
+  if not chosen_on:
+    raise ValueError(
+        f"{model_path}: {BEST_RECORD} does not record a validation split that "
+        f"is not a test split, so it may have been chosen on these frames; "
+        f"evaluate {os.path.join(model_dir, LAST_MODEL)} instead")
+  manifest = records_manifest.read_manifest(records_dir)
+  entries = [e for e in manifest["shards"]
+             if subjects is None or e.get("subject") in subjects]
+  evaluated = validation_split.select(records_dir, manifest, entries)
+  shared = validation_split.shared_frames(chosen_on, evaluated.source,
+                                          evaluated.frames)
+  if shared:
+    raise ValueError(
+        f"{model_path} was chosen on {shared} of these frames (its validation "
+        f"split, {BEST_RECORD}): a model is not scored on the frames that "
+        f"chose it; evaluate {os.path.join(model_dir, LAST_MODEL)} "
+        f"(--model=last) or validate on held-out training data")
 
 
 def read_train_config(model_dir):

@@ -3,10 +3,14 @@ r"""Trains JGR-P2O on prepared TFRecords.
   python -m jgr_p2o_tf.train --flagfile=experiments/nyu.cfg \
       --data_dir=/data/nyu_records --model_dir=runs/nyu
 
-``--data_dir`` holds the prepared splits (``train/`` and ``test/``, as
-``python -m data_prep`` writes them; MSRA: one split ``all/`` used with
-``--test_subject``). Rerunning the same command resumes from the latest
-checkpoint. See ``jgr_p2o_tf.trainer`` for what lands in ``--model_dir``.
+``--data_dir`` holds the prepared training split ``train/`` (MSRA: one
+split ``all/``, less ``--test_subject``). Training never reads the test
+split: the model it ends with (``last.keras``) is what every command uses,
+unless a validation split (``--validation_fraction`` of the training
+records, held out by whole shards or subjects, or ``--validation_dir``)
+chooses ``best.keras`` (``validation_split``, ``run_dir``). Rerunning the
+same command resumes from the latest checkpoint. See ``jgr_p2o_tf.trainer``
+for what lands in ``--model_dir``.
 
 The flags of the TrainConfig fields take their defaults from it
 (``train_config``); ``--epochs`` defaults to the dataset's
@@ -26,7 +30,7 @@ from jgr_p2o_tf import train_config
 _DATASET = flags.DEFINE_enum("dataset", None, dataset_profiles.NAMES,
                              "Dataset the records were prepared from.")
 _DATA_DIR = flags.DEFINE_string(
-    "data_dir", None, "Prepared records: train/ and test/ (MSRA: all/).")
+    "data_dir", None, "Prepared records: train/ (MSRA: all/).")
 _MODEL_DIR = flags.DEFINE_string("model_dir", None,
                                  "Checkpoints, logs and saved models.")
 _EPOCHS = flags.DEFINE_integer(
@@ -37,13 +41,31 @@ _EPOCHS = flags.DEFINE_integer(
 # The TrainConfig fields set by a flag of the same name: its help, and the
 # values it takes for a str field with choices.
 _FIELD_FLAGS = {
+    "validation_fraction": (
+        "Hold this fraction of the training records out, by whole shards "
+        "(MSRA: subjects) from their end, to choose best.keras; 0: none, "
+        "every command then uses the final model."),
+    "validation_dir": (
+        "A prepared split, not the test split, that chooses best.keras."),
     "batch_size": "Global batch size.",
     "learning_rate": "Initial rate.",
     "learning_rate_decay": "Factor applied to the rate every epoch.",
+    "warmup_steps": "Steps of linear learning-rate warm-up at the start "
+                    "(the authors' code: 100).",
+    "warmup_initial_factor": "Fraction of the rate the warm-up starts from "
+                             "(the authors' code: 1/3).",
+    "adam_beta1": "Adam's beta_1 (the authors' code: 0.5).",
     "weight_decay": "Weight decay.",
     "weight_decay_mode": (
         "l2: penalty in the loss with Adam (the authors' code); decoupled: "
         "AdamW.", train_config.WEIGHT_DECAY_MODES),
+    "decay_batch_norm_scale": "The L2 penalty covers the batch norms' "
+                              "scales too (the authors' code).",
+    "loss_reduction": (
+        "The loss over the batch: its mean (ours) or its sum (the authors' "
+        "code).", train_config.LOSS_REDUCTIONS),
+    "clip_labels": "Clip the normalized labels to [-1, 1] (the authors' "
+                   "code).",
     "num_stacks": "Stacked hourglasses.",
     "graph": ("Graph structure of the JGR module (Table 1).",
               ("skeleton", "feature_similarity", "parameterized")),
@@ -57,6 +79,16 @@ _FIELD_FLAGS = {
     "beta": "Weight of the offset loss (Eq. 9); 0 disables it.",
     "huber_delta": "Huber delta on normalized coordinates.",
     "augment": "Online augmentation.",
+    "augment_mode": (
+        "all: rotation, 3D scale and translation of every sample, depths "
+        "moved with the hand (ours); authors: one of them or none per "
+        "sample, depths unchanged (the authors' code).",
+        train_config.AUGMENT_MODES),
+    "scale_sigma": "--augment_mode=authors: standard deviation of the "
+                   "cube's scale factor.",
+    "farthest_depth_to_background": "Make the farthest depth of every "
+                                    "training crop background (the "
+                                    "authors' code).",
     "rotation_deg": "In-plane rotation range ± degrees.",
     "scale_min": "Smallest 3D scale.",
     "scale_max": "Largest 3D scale.",
@@ -68,7 +100,7 @@ _FIELD_FLAGS = {
     "strategy": (
         "tf.distribute: one device, all local GPUs, or workers from "
         "TF_CONFIG.", train_config.STRATEGIES),
-    "test_subject": "MSRA: the subject left out for validation (P0..P8).",
+    "test_subject": "MSRA: the test subject, left out of training (P0..P8).",
     "checkpoint_every_steps": "Checkpoint interval within an epoch.",
     "max_steps": "Stop after this many steps (0: no limit).",
     "log_every_steps": "TensorBoard scalar interval.",
@@ -113,17 +145,13 @@ def config_from_flags():
           f"({profile.subjects[0]}..{profile.subjects[-1]}) for "
           "leave-one-subject-out")
     train_dir = os.path.join(data_dir, "all")
-    validation_dir = ""
   else:
     train_dir = os.path.join(data_dir, "train")
-    test_dir = os.path.join(data_dir, "test")
-    validation_dir = test_dir if os.path.isdir(test_dir) else ""
   if not os.path.isdir(train_dir):
     raise ValueError(f"--data_dir={data_dir} has no {os.path.basename(train_dir)}"
                      f"/ split: prepare it with python -m data_prep")
   values = {
-      "train_dir": train_dir, "validation_dir": validation_dir,
-      "model_dir": _MODEL_DIR.value,
+      "train_dir": train_dir, "model_dir": _MODEL_DIR.value,
       "epochs": _EPOCHS.value or profile.epochs}
   for field in dataclasses.fields(train_config.TrainConfig):
     if field.name in _FIELD_FLAGS:

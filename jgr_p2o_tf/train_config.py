@@ -5,6 +5,10 @@ jgr_p2o_tf.train`` defines its flags from these fields, the trainer saves the
 resolved config as ``config.json``. The number of epochs has no default here:
 each dataset's is in its profile (``dataset_profiles``). The module imports
 neither TensorFlow nor Keras, so that commands parse their flags quickly.
+
+The defaults are this project's setup. The authors' (their TensorFlow 1
+code) differs in the fields marked "authors:" below; the flagfiles
+``experiments/{nyu,icvl,msra}.cfg`` set them, ``*_improved.cfg`` keep ours.
 """
 
 import dataclasses
@@ -15,6 +19,10 @@ from jgr_p2o_tf import geometry
 STRATEGIES = ("default", "mirrored", "multi_worker")
 MIXED_PRECISION = ("none", "bfloat16", "float16")
 WEIGHT_DECAY_MODES = ("l2", "decoupled")
+# The augmentation modes (augment) and the loss's reductions over the batch
+# (losses).
+AUGMENT_MODES = ("all", "authors")
+LOSS_REDUCTIONS = ("mean", "sum")
 
 
 @dataclasses.dataclass
@@ -23,13 +31,20 @@ class TrainConfig:
   train_dir: str
   model_dir: str
   epochs: int
-  validation_dir: str = ""
+  validation_dir: str = ""  # a prepared split that chooses best.keras
+  validation_fraction: float = 0.0  # or this much of train_dir held out
   skeleton: str = ""  # "" → the skeleton named in the records' manifest
   batch_size: int = 32
-  learning_rate: float = 1e-4
+  learning_rate: float = 1e-4  # authors: 2e-4 for NYU
   learning_rate_decay: float = 0.96
+  warmup_steps: int = 0  # authors: 100
+  warmup_initial_factor: float = 1.0 / 3.0
+  adam_beta1: float = 0.9  # authors: 0.5
   weight_decay: float = 5e-5
   weight_decay_mode: str = "l2"
+  decay_batch_norm_scale: bool = False  # authors: True
+  loss_reduction: str = "mean"  # authors: "sum"
+  clip_labels: bool = False  # authors: True
   num_stacks: int = 2
   graph: str = "skeleton"
   head: str = "jgr"
@@ -42,6 +57,9 @@ class TrainConfig:
   scale_max: float = 1.1
   translation_mm: float = 10.0
   augment: bool = True
+  augment_mode: str = "all"  # authors: "authors"
+  scale_sigma: float = 0.05
+  farthest_depth_to_background: bool = False  # authors: True
   mixed_precision: str = "none"
   jit_compile: bool = True
   strategy: str = "default"
@@ -57,7 +75,9 @@ class TrainConfig:
     """Raises ValueError naming the bad setting and what is allowed."""
     choices = {"strategy": STRATEGIES, "mixed_precision": MIXED_PRECISION,
                "weight_decay_mode": WEIGHT_DECAY_MODES,
-               "coordinate_convention": geometry.COORDINATE_CONVENTIONS}
+               "coordinate_convention": geometry.COORDINATE_CONVENTIONS,
+               "augment_mode": AUGMENT_MODES,
+               "loss_reduction": LOSS_REDUCTIONS}
     for name, allowed in choices.items():
       if getattr(self, name) not in allowed:
         raise ValueError(f"--{name}={getattr(self, name)!r} is not one of "
@@ -66,11 +86,20 @@ class TrainConfig:
       if getattr(self, name) <= 0:
         raise ValueError(f"--{name} must be positive, got "
                          f"{getattr(self, name)}")
+    if self.warmup_steps < 0 or not 0 < self.warmup_initial_factor <= 1:
+      raise ValueError(f"--warmup_steps={self.warmup_steps} must be >= 0 and "
+                       f"--warmup_initial_factor={self.warmup_initial_factor} "
+                       f"in (0, 1]")
+    if not 0 <= self.adam_beta1 < 1:
+      raise ValueError(f"--adam_beta1={self.adam_beta1} must be in [0, 1)")
     if not os.path.isdir(self.train_dir):
       raise ValueError(f"--train_dir={self.train_dir}: no such directory")
     if self.validation_dir and not os.path.isdir(self.validation_dir):
       raise ValueError(
           f"--validation_dir={self.validation_dir}: no such directory")
+    if not 0 <= self.validation_fraction < 1:
+      raise ValueError(f"--validation_fraction={self.validation_fraction} "
+                       f"must be in [0, 1)")
 
   @property
   def augment_config(self):
@@ -78,7 +107,8 @@ class TrainConfig:
     return augment.AugmentConfig(
         rotation_deg=self.rotation_deg,
         scale_range=(self.scale_min, self.scale_max),
-        translation_mm=self.translation_mm)
+        translation_mm=self.translation_mm, mode=self.augment_mode,
+        scale_sigma=self.scale_sigma)
 
   @property
   def step_config(self):
@@ -88,7 +118,11 @@ class TrainConfig:
         augmentation=self.augment_config if self.augment else None,
         offset_weight=self.beta, huber_delta=self.huber_delta,
         l2_weight_decay=(self.weight_decay
-                         if self.weight_decay_mode == "l2" else 0.0))
+                         if self.weight_decay_mode == "l2" else 0.0),
+        loss_reduction=self.loss_reduction,
+        decay_batch_norm_scale=self.decay_batch_norm_scale,
+        clip_labels=self.clip_labels,
+        farthest_depth_to_background=self.farthest_depth_to_background)
 
 
 # The defaults of the fields that have one, by name.

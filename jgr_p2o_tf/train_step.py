@@ -2,7 +2,11 @@
 
 One step is: augment the batch (``augment``), run the model on it, the loss
 of Eq. 9 (``losses``) plus the L2 penalty of the authors' code, its
-gradients, and the optimizer's update. The augmentation and ``objective``
+gradients, and the optimizer's update. ``StepConfig`` holds the choices
+where the authors' code and this project differ: the augmentation mode, the
+loss's reduction over the batch, whether batch-norm scales are decayed,
+whether labels are clipped to [-1, 1] and whether the farthest depth of a
+training crop becomes background. The augmentation and ``objective``
 (the model through ``model.stateless_call``, whose weights go in and whose
 new batch-norm statistics come out as values, and the loss) are the same
 code in both backends. Two things differ:
@@ -52,25 +56,69 @@ class StepConfig:
     huber_delta: δ of the Huber loss.
     l2_weight_decay: the coefficient of the L2 penalty on kernels; 0 for
       none (as with decoupled weight decay, which is the optimizer's).
+    loss_reduction: "mean" or "sum" of the loss over the batch
+      (``losses.REDUCTIONS``); the authors' code sums.
+    decay_batch_norm_scale: the L2 penalty covers the batch norms' scales γ
+      too, as the authors' ``gamma_regularizer`` does.
+    clip_labels: clip the normalized labels, in the model's convention, to
+      [-1, 1] after augmentation, as the authors' code does.
+    farthest_depth_to_background: make the farthest depth of each training
+      crop background (1) after augmentation, as the authors' code does
+      (``farthest_depth_to_background``).
+    replicas: the replicas the global batch is split over (tf.distribute):
+      with "sum", each replica's sum counts this many times so that the
+      replicas' mean is the sum over the global batch.
   """
   augmentation: augment.AugmentConfig | None = augment.AugmentConfig()
   offset_weight: float = losses.OFFSET_LOSS_WEIGHT
   huber_delta: float = losses.HUBER_DELTA
   l2_weight_decay: float = WEIGHT_DECAY
+  loss_reduction: str = "mean"
+  decay_batch_norm_scale: bool = False
+  clip_labels: bool = False
+  farthest_depth_to_background: bool = False
+  replicas: int = 1
 
 
-def decayed_indices(model):
+def decayed_indices(model, batch_norm_scale=False):
   """Positions in ``model.trainable_variables`` of the L2-penalised weights.
 
-  Convolution and dense kernels and the learned adjacency, as in the
-  authors' code; biases and batch-norm scales are not penalised.
+  Convolution and dense kernels and the learned adjacency; with
+  ``batch_norm_scale`` the batch norms' γ too, which completes the authors'
+  set (their regularizer is on every kernel and ``gamma``). Batch-norm
+  offsets β are never penalised.
   """
+  names = ("kernel", "adjacency") + (("gamma",) if batch_norm_scale else ())
   return [i for i, v in enumerate(model.trainable_variables)
-          if v.path.endswith(("kernel", "adjacency"))]
+          if v.path.endswith(names)]
+
+
+def farthest_depth_to_background(depth):
+  """Sets the farthest depth of each crop to background (1).
+
+  The authors' training code does this to every augmented crop, before
+  normalizing it: all pixels at the crop's largest depth in mm become the
+  cube's back face. Background and missing depths are 0 mm there and 1 in a
+  normalized crop, so that depth is the largest value below 1 here; a crop
+  without one is unchanged.
+
+  Args:
+    depth: (B, S, S, 1) normalized depth crops.
+
+  Returns:
+    (B, S, S, 1) float32.
+  """
+  depth = ops.cast(depth, "float32")
+  nearer = ops.where(depth < 1.0, depth, -np.inf)
+  farthest = ops.max(nearer, axis=(1, 2, 3), keepdims=True)
+  return ops.where(depth == farthest, 1.0, depth)
 
 
 def augmented_inputs(batch, config, seed):
-  """(depth, joints_uvz) of ``batch`` after ``config.augmentation``, if any.
+  """(depth, joints_uvz) of ``batch`` as the model is taught them.
+
+  After ``config.augmentation``, if any, and the authors'
+  ``farthest_depth_to_background`` if the config asks for it.
 
   Args:
     batch: dict with "depth" (B, S, S, 1), "joints_uvz" (B, J, 3) and
@@ -78,10 +126,13 @@ def augmented_inputs(batch, config, seed):
     config: StepConfig.
     seed: (2,) integer tensor, see ``augment.augment_batch``.
   """
-  if config.augmentation is None:
-    return batch["depth"], batch["joints_uvz"]
-  return augment.augment_batch(batch["depth"], batch["joints_uvz"],
-                               batch["cube"], config.augmentation, seed)
+  depth, joints_uvz = batch["depth"], batch["joints_uvz"]
+  if config.augmentation is not None:
+    depth, joints_uvz = augment.augment_batch(
+        depth, joints_uvz, batch["cube"], config.augmentation, seed)
+  if config.farthest_depth_to_background:
+    depth = farthest_depth_to_background(depth)
+  return depth, joints_uvz
 
 
 def objective(model, trainable, non_trainable, depth, joints_uvz, config):
@@ -95,7 +146,8 @@ def objective(model, trainable, non_trainable, depth, joints_uvz, config):
     joints_uvz: (B, J, 3) their normalized ground-truth UVZ in the project's
       convention; a model in the authors' convention
       (``model.coordinate_convention``) is taught them converted to its own,
-      after the augmentation, which is defined in the project's.
+      after the augmentation, which is defined in the project's, and then
+      clipped to [-1, 1] if ``config.clip_labels``.
     config: StepConfig.
 
   Returns:
@@ -108,12 +160,20 @@ def objective(model, trainable, non_trainable, depth, joints_uvz, config):
   convention = model.coordinate_convention
   joints_uvz = geometry.convert_uvz(joints_uvz, depth.shape[1], "project",
                                     convention)
+  if config.clip_labels:
+    joints_uvz = ops.clip(joints_uvz, -1.0, 1.0)
   loss, parts = losses.jgr_p2o_loss(
       outputs, joints_uvz, depth, offset_weight=config.offset_weight,
-      delta=config.huber_delta, convention=convention)
+      delta=config.huber_delta, convention=convention,
+      reduction=config.loss_reduction)
+  if config.loss_reduction == "sum" and config.replicas > 1:
+    loss = loss * config.replicas
+    parts = [{name: value * config.replicas for name, value in part.items()}
+             for part in parts]
   if config.l2_weight_decay:
     penalty = sum(ops.sum(ops.square(ops.cast(trainable[i], "float32")))
-                  for i in decayed_indices(model))
+                  for i in decayed_indices(model,
+                                           config.decay_batch_norm_scale))
     loss = loss + 0.5 * config.l2_weight_decay * penalty
   return loss, (parts, non_trainable)
 

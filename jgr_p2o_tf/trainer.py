@@ -11,8 +11,11 @@ Files in ``model_dir``:
   * ``config.json``: the resolved ``train_config.TrainConfig`` (the CLI also
     writes flags.txt).
   * ``checkpoints/``: tf.train.Checkpoint files, the newest few kept.
-  * ``best.keras``: the model with the lowest validation error, and
-    ``best.json`` with its epoch and error; ``last.keras``: the latest epoch.
+  * ``last.keras``: the latest epoch's model, the final model once training
+    ends; with a validation split (``validation_split``) also ``best.keras``,
+    the model with the lowest error on it, and ``best.json`` with its epoch,
+    error and the split that chose it. ``run_dir`` says which one commands
+    use.
   * ``history.json``: per-epoch training loss and validation error.
   * ``train/``, ``validation/``: TensorBoard event files.
 
@@ -24,9 +27,16 @@ augmentation, inside the compiled step (``train_step.objective``), and is
 validated and drawn through ``geometry.convert_uvz`` back to the project's.
 
 Weight decay: the authors' TensorFlow 1 code adds an L2 penalty
-``weight_decay/2 · Σ‖w‖²`` on convolution and dense kernels to the loss and
-optimises with Adam (``weight_decay_mode="l2"``, the default here); AdamW's
+``weight_decay/2 · Σ‖w‖²`` on convolution and dense kernels and
+batch-norm scales to the loss (``decay_batch_norm_scale`` adds the scales)
+and optimises with Adam (``weight_decay_mode="l2"``, the default here); AdamW's
 decoupled decay is available as ``weight_decay_mode="decoupled"``.
+
+Optimiser (``make_optimizer``, ``make_learning_rate``): Adam with
+β1 = ``adam_beta1`` (the authors: 0.5) and the learning rate of
+``LearningRate``: ×``learning_rate_decay`` every epoch, after a linear
+warm-up over the first ``warmup_steps`` steps (the authors: 100 steps from a
+third of the rate).
 """
 
 import dataclasses
@@ -45,8 +55,10 @@ from jgr_p2o_tf import input_pipeline
 from jgr_p2o_tf import metrics
 from jgr_p2o_tf import model as model_lib
 from jgr_p2o_tf import records_manifest
+from jgr_p2o_tf import run_dir
 from jgr_p2o_tf import skeletons
 from jgr_p2o_tf import train_step as train_step_lib
+from jgr_p2o_tf import validation_split
 
 
 def make_strategy(name):
@@ -70,6 +82,64 @@ def build_model_from_config(config, num_joints):
       head=config.head, num_features=config.num_features,
       skeleton=config.skeleton,
       coordinate_convention=config.coordinate_convention)
+
+
+@keras.saving.register_keras_serializable(package="jgr_p2o_tf")
+class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
+  """Per-epoch exponential decay after a linear warm-up.
+
+  ``rate(k) = initial · decay^floor(k / steps_per_epoch)`` at optimiser step
+  k (0 for the first update), times ``f0 + (1 - f0)(k + 1)/warmup_steps``
+  while k < warmup_steps within the first epoch. That is the authors'
+  warm-up: their step k < 100 of epoch 0 runs at
+  ``(1 - (1 - (k + 1)/100)(1 - 1/3)) · initial``, so f0 = 1/3 and the
+  rate reaches ``initial`` at step 99.
+  """
+
+  def __init__(self, initial, decay, steps_per_epoch, warmup_steps=0,
+               warmup_initial_factor=1.0 / 3.0):
+    self.initial = float(initial)
+    self.decay = float(decay)
+    self.steps_per_epoch = int(steps_per_epoch)
+    self.warmup_steps = int(warmup_steps)
+    self.warmup_initial_factor = float(warmup_initial_factor)
+
+  def __call__(self, step):
+    step = keras.ops.cast(step, "float32")
+    rate = self.initial * keras.ops.power(
+        self.decay, keras.ops.floor(step / self.steps_per_epoch))
+    if not self.warmup_steps:
+      return rate
+    start = self.warmup_initial_factor
+    factor = start + (1.0 - start) * (step + 1.0) / self.warmup_steps
+    warming = step < min(self.warmup_steps, self.steps_per_epoch)
+    return keras.ops.where(warming, factor * rate, rate)
+
+  def get_config(self):
+    return {"initial": self.initial, "decay": self.decay,
+            "steps_per_epoch": self.steps_per_epoch,
+            "warmup_steps": self.warmup_steps,
+            "warmup_initial_factor": self.warmup_initial_factor}
+
+
+def make_learning_rate(config, steps_per_epoch):
+  """The LearningRate schedule of ``config``."""
+  return LearningRate(config.learning_rate, config.learning_rate_decay,
+                      steps_per_epoch, config.warmup_steps,
+                      config.warmup_initial_factor)
+
+
+def make_optimizer(config, learning_rate):
+  """The optimiser of ``config``: Adam or AdamW, β1 = ``adam_beta1``."""
+  if config.weight_decay_mode == "decoupled":
+    optimizer = keras.optimizers.AdamW(
+        learning_rate, weight_decay=config.weight_decay,
+        beta_1=config.adam_beta1)
+  else:
+    optimizer = keras.optimizers.Adam(learning_rate, beta_1=config.adam_beta1)
+  if config.mixed_precision == "float16":
+    optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+  return optimizer
 
 
 def _atomic_write_text(path, text):
@@ -105,25 +175,15 @@ class Trainer:
     self.num_joints = manifest["num_joints"]
     if not config.skeleton:
       config.skeleton = manifest["skeleton"]
-    self.exclude_subjects = [config.test_subject] if config.test_subject else None
-    self.steps_per_epoch = records_manifest.count_crops(
-        manifest, self.exclude_subjects) // config.batch_size
+    self.training, self.validation = validation_split.resolve(config)
+    self.steps_per_epoch = self.training.crops // config.batch_size
     if self.steps_per_epoch == 0:
       raise ValueError(f"--train_dir={config.train_dir} holds fewer frames "
                        f"than one batch of {config.batch_size}")
     with self.strategy.scope():
       self.model = build_model_from_config(config, self.num_joints)
-      self.learning_rate = keras.optimizers.schedules.ExponentialDecay(
-          config.learning_rate, decay_steps=self.steps_per_epoch,
-          decay_rate=config.learning_rate_decay, staircase=True)
-      if config.weight_decay_mode == "decoupled":
-        optimizer = keras.optimizers.AdamW(
-            self.learning_rate, weight_decay=config.weight_decay)
-      else:
-        optimizer = keras.optimizers.Adam(self.learning_rate)
-      if config.mixed_precision == "float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-      self.optimizer = optimizer
+      self.learning_rate = make_learning_rate(config, self.steps_per_epoch)
+      self.optimizer = make_optimizer(config, self.learning_rate)
       self.optimizer.build(self.model.trainable_variables)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     self.checkpoint = tf.train.Checkpoint(
@@ -137,6 +197,8 @@ class Trainer:
           str(self.strategy.cluster_resolver.task_id))
     self.manager = tf.train.CheckpointManager(
         self.checkpoint, checkpoint_dir, max_to_keep=config.max_checkpoints)
+    self.step_config = dataclasses.replace(
+        config.step_config, replicas=self.strategy.num_replicas_in_sync)
     self._train_step = tf.function(self._replica_train_step,
                                    jit_compile=config.jit_compile)
 
@@ -151,8 +213,7 @@ class Trainer:
     config = self.config
     dataset = input_pipeline.make_dataset(
         config.train_dir, batch_size=config.batch_size, training=True,
-        seed=config.seed * 100003 + epoch,
-        exclude_subjects=self.exclude_subjects)
+        seed=config.seed * 100003 + epoch, shards=self.training.shards)
     # Every worker reads every shard and keeps its share of the batches:
     # shards are few and unevenly filled, so sharding by file would starve
     # some workers.
@@ -165,13 +226,13 @@ class Trainer:
     # Each replica augments its own slice with its own seed.
     replica = tf.distribute.get_replica_context().replica_id_in_sync_group
     depth, joints_uvz = train_step_lib.augmented_inputs(
-        batch, self.config.step_config,
-        seed + tf.cast(replica, seed.dtype) * 7919)
-    # Each replica's loss is a mean over its slice of the global batch;
-    # dividing by the replicas makes the cross-replica sum the global mean.
+        batch, self.step_config, seed + tf.cast(replica, seed.dtype) * 7919)
+    # Each replica's loss is over its slice of the global batch (a sum
+    # counted once per replica, see StepConfig.replicas); dividing by the
+    # replicas makes the cross-replica sum the loss of the global batch.
     replicas = self.strategy.num_replicas_in_sync
     loss, parts = train_step_lib.apply_step(
-        self.model, self.optimizer, depth, joints_uvz, self.config.step_config,
+        self.model, self.optimizer, depth, joints_uvz, self.step_config,
         scale_loss=lambda loss: self.optimizer.scale_loss(loss / replicas))
     parts = [{name: value / replicas for name, value in part.items()}
              for part in parts]
@@ -186,12 +247,12 @@ class Trainer:
     self.step.assign_add(1)
     return reduce(loss), tf.nest.map_structure(reduce, parts)
 
-  def validate(self, data_dir, subjects=None):
-    """Mean 3D error in mm and the (N, J) errors on a prepared split."""
+  def validate(self, selection):
+    """Mean 3D error in mm and the (N, J) errors on a Selection of records."""
     from jgr_p2o_tf import evaluation  # pylint: disable=g-import-not-at-top
     predictions = evaluation.predict_records(
-        self.model, data_dir, batch_size=self.config.batch_size,
-        subjects=subjects)
+        self.model, selection.records_dir, batch_size=self.config.batch_size,
+        shards=selection.shards)
     errors = metrics.joint_errors(predictions["pred_xyz"],
                                   predictions["gt_xyz"])
     return float(errors.mean()), errors
@@ -216,7 +277,7 @@ def train(config, log=print):
                        json.dumps(dataclasses.asdict(config), indent=2))
   history_path = os.path.join(config.model_dir, "history.json")
   history = _read_json(history_path, default=[])
-  best = _read_json(os.path.join(config.model_dir, "best.json"),
+  best = _read_json(os.path.join(config.model_dir, run_dir.BEST_RECORD),
                     default={"mean_error_mm": math.inf})
   start = trainer.restore()
   if start:
@@ -225,7 +286,7 @@ def train(config, log=print):
   total_steps = trainer.steps_per_epoch * config.epochs
   if config.max_steps:
     total_steps = min(total_steps, config.max_steps)
-  validation_dir, validation_subjects = _validation_split(config)
+  validation = trainer.validation
   writers = _summary_writers(config.model_dir, trainer.is_chief)
 
   step = start
@@ -254,34 +315,28 @@ def train(config, log=print):
     trainer.save_checkpoint()
     record = {"epoch": epoch + 1, "step": step,
               "train_loss": float(np.mean(losses_this_epoch))}
-    if validation_dir:
-      error, _ = trainer.validate(validation_dir, validation_subjects)
+    if validation:
+      error, _ = trainer.validate(validation)
       record["validation_mean_error_mm"] = error
-      _log_validation(writers["validation"], step, error, trainer,
-                      validation_dir, validation_subjects)
+      _log_validation(writers["validation"], step, error, trainer, validation)
       log(f"epoch {epoch + 1}: loss {record['train_loss']:.4f}, validation "
           f"mean error {error:.2f} mm")
       if trainer.is_chief and error < best["mean_error_mm"]:
-        best = {"epoch": epoch + 1, "step": step, "mean_error_mm": error}
-        save_model_atomically(trainer.model,
-                              os.path.join(config.model_dir, "best.keras"))
-        _atomic_write_text(os.path.join(config.model_dir, "best.json"),
-                           json.dumps(best, indent=2))
+        best = {"epoch": epoch + 1, "step": step, "mean_error_mm": error,
+                "validation": validation.describe()}
+        save_model_atomically(
+            trainer.model, os.path.join(config.model_dir, run_dir.BEST_MODEL))
+        _atomic_write_text(
+            os.path.join(config.model_dir, run_dir.BEST_RECORD),
+            json.dumps(best, indent=2))
     else:
       log(f"epoch {epoch + 1}: loss {record['train_loss']:.4f}")
     if trainer.is_chief:
       save_model_atomically(trainer.model,
-                            os.path.join(config.model_dir, "last.keras"))
+                            os.path.join(config.model_dir, run_dir.LAST_MODEL))
       history = [h for h in history if h["epoch"] != epoch + 1] + [record]
       _atomic_write_text(history_path, json.dumps(history, indent=2))
   return history
-
-
-def _validation_split(config):
-  """(data dir, subjects) to validate on: MSRA's test subject or a split."""
-  if config.test_subject:
-    return config.validation_dir or config.train_dir, [config.test_subject]
-  return config.validation_dir, None
 
 
 def _read_json(path, default):
@@ -308,11 +363,12 @@ def _log_scalars(writer, step, loss, parts, learning_rate):
     tf.summary.scalar("learning_rate", learning_rate)
 
 
-def _log_validation(writer, step, error, trainer, data_dir, subjects):
+def _log_validation(writer, step, error, trainer, validation):
   """Mean error, and one crop with its predicted joints and voting maps."""
   from jgr_p2o_tf import visualize  # pylint: disable=g-import-not-at-top
   batch = next(iter(input_pipeline.make_dataset(
-      data_dir, batch_size=1, training=False, subjects=subjects)))
+      validation.records_dir, batch_size=1, training=False,
+      shards=validation.shards)))
   outputs = trainer.model(batch["depth"], training=False)[-1]
   depth = batch["depth"][0, ..., 0].numpy()
   # Trainer resolved config.skeleton from the manifest: a known layout.

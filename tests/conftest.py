@@ -9,18 +9,20 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import pytest
 
 
-def make_synthetic_records(root, train_frames, test_frames, layout="icvl"):
+def make_synthetic_records(root, train_frames, test_frames, layout="icvl",
+                           train_shards=None):
   """Synthetic frames → prepared train/ and test/ records under ``root``."""
   from jgr_p2o_tf import data_preparation  # pylint: disable=g-import-not-at-top
-  for split, frames, seed in (("train", train_frames, 0),
-                              ("test", test_frames, 1)):
+  for split, frames, seed, shards in (("train", train_frames, 0, train_shards),
+                                      ("test", test_frames, 1, None)):
     data_preparation.prepare_synthetic_split(root, split, frames, seed,
-                                             layout=layout)
+                                             layout=layout, num_shards=shards)
   return os.path.join(root, "records")
 
 
 @pytest.fixture(scope="session")
 def synthetic_records(tmp_path_factory):
-  """Prepared records of 256 training and 64 test frames (ICVL layout)."""
+  """Prepared records of 256 training frames in four shards and 64 test
+  frames (ICVL layout)."""
   return make_synthetic_records(str(tmp_path_factory.mktemp("synthetic")),
-                                256, 64)
+                                256, 64, train_shards=4)

@@ -454,3 +454,56 @@ def test_compiles_in_tf_function_and_xla():
   again = xla(depth, joints_uvz, cube, seed)
   for got, expected in zip(again, xla_out):
     np.testing.assert_array_equal(got.numpy(), expected)
+
+
+AUTHORS = augment.AugmentConfig(mode="authors")
+
+
+def test_authors_mode_transforms_one_way_each_a_quarter_of_the_time():
+  n = 8000
+  transform, theta, scale, translation = (
+      t.numpy() for t in augment.sample_authors_parameters(
+          n, AUTHORS, tf.constant([3, 4])))
+  changed = np.stack([np.any(translation != 0, axis=1), theta != 0,
+                      scale != 1], axis=1)
+  # Exactly the transform drawn, and nothing else.
+  np.testing.assert_array_equal(
+      changed, np.arange(3)[None, :] == transform[:, None])
+  counts = np.bincount(transform, minlength=4)
+  # Binomial(n, 1/4): within 4.5 standard deviations of n/4.
+  assert np.all(np.abs(counts - n / 4) < 4.5 * math.sqrt(n * 3 / 16)), counts
+  # Their distributions: t ~ N(0, 10) clipped to ±10 mm, θ ~ U(±180°),
+  # cube factor |1 + N(0, 0.05)| clipped to [0.9, 1.1], the hand scaled by
+  # its inverse.
+  t = translation[transform == 0].ravel()
+  assert np.abs(t).max() == pytest.approx(10.0)
+  clipped = np.mean(np.abs(t) == 10.0)
+  assert abs(clipped - 0.3173) < 0.03  # P(|N(0, 1)| >= 1)
+  inside = t[np.abs(t) < 10.0]
+  assert abs(inside.std() - 5.39) < 0.3  # std of N(0, 10) within ±1 sd
+  th = theta[transform == 1]
+  assert th.min() > -math.pi and th.max() < math.pi
+  assert abs(np.mean(th > 0) - 0.5) < 0.05
+  factor = 1.0 / scale[transform == 2]
+  assert factor.min() >= 0.9 - 1e-6 and factor.max() <= 1.1 + 1e-6
+  assert abs(np.std(factor) - 0.05) < 0.01
+  assert abs(np.mean(factor == np.float32(1.1)) - 0.0228) < 0.015  # P(N > 2)
+
+
+def test_authors_mode_keeps_depth_values():
+  rng = np.random.default_rng(11)
+  depth, joints_uvz = _random_crops(rng, 64)
+  out_depth, out_joints = (t.numpy() for t in augment.augment_batch(
+      depth, joints_uvz, _cube(64), AUTHORS, tf.constant([2, 9])))
+  transform, theta, scale, translation = (
+      t.numpy() for t in augment.sample_authors_parameters(
+          64, AUTHORS, tf.constant([2, 9])))
+  for i in range(64):
+    # Every depth of the output is a depth of the input, unchanged.
+    assert set(np.unique(out_depth[i])) <= set(np.unique(depth[i])) | {1.0}
+  np.testing.assert_allclose(
+      out_joints,
+      _expected_joints(joints_uvz, _cube(64), theta, scale, translation),
+      atol=1e-5)
+  none = transform == 3
+  np.testing.assert_array_equal(out_depth[none], depth[none])

@@ -315,3 +315,57 @@ def test_cli_reports_a_bad_frame_in_one_line(tmp_path):
   assert os.fspath(_png(root, frames[1])) in line
   assert frames[1].frame_id in line
   assert os.path.exists(tmp_path / "out" / "train-00000-of-00002.tfrecord")
+
+
+def _v2v_centre(dataset, frame, joint):
+  """Joint ``joint`` of a frame in the axes of V2V-PoseNet's centre files.
+
+  As their loaders (src/data/*/data.lua) define them: NYU's joint_xyz
+  (y up); ICVL's labels through pixel2world (y down, principal point
+  (160, 120), f = 241.42); MSRA's joint.txt with z negated (y up, z > 0).
+  """
+  if dataset == "nyu":
+    return frame.joints_xyz[joint]
+  if dataset == "icvl":
+    u, v, d = frame.joints_uvd[joint].astype(np.float64)
+    return [(u - 160) * d / 241.42, (v - 120) * d / 241.42, d]
+  joint_txt = frame.joints_xyz[joint] * np.float32([1, -1, -1])
+  return joint_txt * np.float32([1, 1, -1])
+
+
+@pytest.mark.parametrize("dataset", ["nyu", "icvl", "msra"])
+def test_v2v_centres_put_the_crop_where_they_say(tmp_path, dataset):
+  root = tmp_path / dataset
+  if dataset == "nyu":
+    frames, split, kwargs = dataset_fixtures.write_nyu(root, 2), "train", {}
+  elif dataset == "icvl":
+    frames, split, kwargs = dataset_fixtures.write_icvl(root, 3), "train", {}
+  else:
+    frames = dataset_fixtures.write_msra(root, subjects=("P0",))
+    split, kwargs = "all", {"reader_kwargs": {"subjects": ["P0"]}}
+  joint = 3
+  dataset_fixtures.write_centre_file(
+      tmp_path / "centres.txt",
+      [_v2v_centre(dataset, f, joint) for f in frames])
+  profile = dataset_profiles.get_profile(dataset)
+  cubes = profile.authors_train_cubes_mm
+  _prepare(dataset, root, split, tmp_path / "out",
+           centres=os.fspath(tmp_path / "centres.txt"), v2v_centres=True,
+           crop="authors", cube_choices_mm=cubes, **kwargs)
+  records = _read_all(tmp_path / "out")
+  np.testing.assert_allclose(
+      records["centre_xyz"], [f.joints_xyz[joint] for f in frames], atol=2e-3)
+  # The centre's joint lands in the middle of the crop, at the centre depth.
+  np.testing.assert_allclose(records["joints_uvz"][:, joint, :2], 0.5,
+                             atol=1.5 / 96)
+  np.testing.assert_allclose(records["joints_uvz"][:, joint, 2], 0.0,
+                             atol=1e-4)
+  assert set(records["cube"].ravel()) <= set(cubes)
+  if len(cubes) > 1:  # each frame draws its own
+    assert len(set(records["cube"][:, 0])) > 1
+  for i, frame in enumerate(frames):
+    crop, affine = geometry.crop_depth_authors(
+        frame.depth_mm, records["centre_xyz"][i], records["cube"][i],
+        frame.camera)
+    np.testing.assert_array_equal(records["depth"][i, ..., 0], crop)
+    np.testing.assert_array_equal(records["affine"][i], affine)

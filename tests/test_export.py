@@ -267,7 +267,7 @@ def write_model_dir(root, model, dataset="icvl", cube_mm=250.0):
                                     skeleton=dataset)
   (model_dir / "config.json").write_text(
       json.dumps(dataclasses.asdict(config)))
-  model.save(model_dir / "best.keras")
+  model.save(model_dir / "last.keras")
   return model_dir, train_dir
 
 
@@ -289,7 +289,7 @@ def test_cli_and_bfloat16_export(tmp_path):
   assert metadata["cube_mm"] == [250.0] * 3
   assert metadata["camera"] == dataclasses.asdict(dataset_profiles.ICVL.camera)
   assert metadata["skeleton"] == "icvl" and metadata["dataset"] == "icvl"
-  assert metadata["source"] == str(model_dir / "best.keras")
+  assert metadata["source"] == str(model_dir / "last.keras")
 
   mixed_dir = tmp_path / "bfloat16"
   mixed = exporter.export_from_model_dir(model_dir, mixed_dir,
@@ -316,11 +316,12 @@ def test_cli_errors_are_one_line(tmp_path):
   assert result.stderr.strip().splitlines() == [
       f"error: the training records' manifest ({train_dir}/manifest.json) is "
       "not here to tell the cube edges: pass --cube_mm"]
-  result = _run_export(f"--model_dir={model_dir}", "--model=last",
+  result = _run_export(f"--model_dir={model_dir}", "--model=best",
                        f"--export_dir={tmp_path / 'out'}", "--cube_mm=250")
   assert result.returncode == 2
   assert result.stderr.strip() == (
-      f"error: {model_dir}/last.keras: no such model")
+      f"error: {model_dir}/best.keras: no such model (train writes "
+      "best.keras only with a validation split)")
   result = _run_export(f"--model_dir={model_dir}", "--cube_mm=250,0",
                        f"--export_dir={tmp_path / 'out'}")
   assert result.returncode == 2 and "--cube_mm=250,0 " in result.stderr

@@ -1,5 +1,7 @@
 """Camera projection, cube crops and normalization (jgr_p2o_tf.geometry)."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -260,3 +262,71 @@ def test_crop_in_graph_equals_opencv_crop():
     assert not np.any(differ & ~ties), b
     exact += not differ.any()
   assert exact >= batch - 1
+
+
+def _authors_crop_reference(depth_mm, centre_xyz, cube_mm, camera, size=96):
+  """The authors' crop, pixel by pixel, from its description alone.
+
+  Window edges: the projected cube's edges rounded to whole pixels. Output
+  pixel (row i, column j) of the resized window shows window pixel
+  (floor(i h / h'), floor(j w / w')), beyond the frame no depth; depths
+  outside 10–1500 mm are no depth; no depth is 1, nearer than the cube -1,
+  farther 1, else (d - zc) / (cube / 2).
+  """
+  x, y, z = (float(c) for c in centre_xyz)
+  u = x * camera.fx / z + camera.cx
+  v = y * camera.fy / z + camera.cy
+  half_u = cube_mm / 2 * abs(camera.fx) / z
+  half_v = cube_mm / 2 * abs(camera.fy) / z
+  left, right = math.floor(u - half_u + 0.5), math.floor(u + half_u + 0.5)
+  top, bottom = math.floor(v - half_v + 0.5), math.floor(v + half_v + 0.5)
+  w, h = right - left, bottom - top
+  longest = max(w, h)
+  out_w, out_h = size * w // longest, size * h // longest
+  off_x, off_y = (size - out_w) // 2, (size - out_h) // 2
+  crop = np.ones((size, size))
+  for i in range(out_h):
+    for j in range(out_w):
+      row, column = top + i * h // out_h, left + j * w // out_w
+      d = 0.0
+      if 0 <= row < depth_mm.shape[0] and 0 <= column < depth_mm.shape[1]:
+        d = float(depth_mm[row, column])
+      if not 10 <= d <= 1500:
+        value = 1.0
+      elif d < z - cube_mm / 2:
+        value = -1.0
+      elif d > z + cube_mm / 2:
+        value = 1.0
+      else:
+        value = (d - z) / (cube_mm / 2)
+      crop[off_y + i, off_x + j] = value
+  s = size / longest
+  affine = np.array([[s, 0, off_x - s * left], [0, s, off_y - s * top]])
+  return crop, affine
+
+
+@pytest.mark.parametrize("camera, centre, cube", [
+    # NYU, the window reaching past the left and top edges of the frame.
+    (geometry.Camera(588.03, -587.07, 320.0, 240.0, 640, 480),
+     (-333.0, 250.0, 700.0), 250.0),
+    # ICVL-like, a window narrower than tall (fx < fy), far hand.
+    (geometry.Camera(231.0, 241.42, 160.0, 120.0, 320, 240),
+     (13.0, -21.0, 523.7), 300.0),
+])
+def test_authors_crop_equals_its_description(camera, centre, cube):
+  rng = np.random.default_rng(5)
+  z = centre[2]
+  depth = rng.uniform(z - cube / 2, z + cube / 2, (camera.height, camera.width))
+  kind = rng.random(depth.shape)
+  depth[kind < 0.1] = z - cube / 2 - 30.0  # nearer than the cube
+  depth[(kind >= 0.1) & (kind < 0.2)] = z + cube / 2 + 30.0  # beyond it
+  depth[(kind >= 0.2) & (kind < 0.25)] = 0.0  # holes
+  depth[(kind >= 0.25) & (kind < 0.27)] = 1700.0  # beyond the sensor range
+  depth = depth.astype(np.float32)
+  crop, affine = geometry.crop_depth_authors(depth, np.float32(centre), cube,
+                                             camera)
+  expected_crop, expected_affine = _authors_crop_reference(depth, centre,
+                                                           cube, camera)
+  np.testing.assert_allclose(crop, expected_crop, rtol=0, atol=1e-5)
+  np.testing.assert_allclose(affine, expected_affine, rtol=0, atol=1e-4)
+  assert {-1.0, 1.0} <= set(np.unique(crop))

@@ -229,7 +229,7 @@ def imported_nyu(tmp_path_factory):
   report = authors_checkpoint.import_checkpoint(prefix, "nyu",
                                                 root / "model")
   import keras  # pylint: disable=g-import-not-at-top
-  model = keras.saving.load_model(root / "model" / "best.keras")
+  model = keras.saving.load_model(root / "model" / "last.keras")
   actual = model(crops, training=False)
   return {"report": report, "values": values, "model": model,
           "expected": expected, "actual": actual, "prefix": prefix}

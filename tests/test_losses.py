@@ -154,3 +154,28 @@ def test_loss_is_float32_for_half_precision_outputs(sample, dtype):
   assert all(keras.backend.standardize_dtype(v.dtype) == "float32"
              for part in parts for v in part.values())
   assert np.isfinite(float(_numpy(total))) and float(_numpy(total)) > 0
+
+
+def test_sum_reduction_is_the_batch_size_times_the_mean(sample):
+  depth, joints = sample
+  rng = np.random.default_rng(2)
+  outputs = [{
+      "joints_uvz": (joints + rng.normal(scale=0.03, size=joints.shape)
+                     ).astype(np.float32),
+      "offset_maps": rng.normal(scale=0.05, size=(BATCH, GRID, GRID, JOINTS,
+                                                  3)).astype(np.float32),
+  }] * 2
+  mean, mean_parts = jgr_p2o_loss(outputs, joints, depth)
+  summed, sum_parts = jgr_p2o_loss(outputs, joints, depth, reduction="sum")
+  per_sample = [float(_numpy(jgr_p2o_loss(
+      [{k: v[i:i + 1] for k, v in o.items()} for o in outputs],
+      joints[i:i + 1], depth[i:i + 1])[0])) for i in range(BATCH)]
+  assert float(_numpy(summed)) == pytest.approx(sum(per_sample), rel=1e-5)
+  assert float(_numpy(summed)) == pytest.approx(
+      BATCH * float(_numpy(mean)), rel=1e-5)
+  for m, s in zip(mean_parts, sum_parts):
+    for name in ("coordinate", "offset", "total"):
+      assert float(_numpy(s[name])) == pytest.approx(
+          BATCH * float(_numpy(m[name])), rel=1e-5)
+  with pytest.raises(ValueError, match="reduction"):
+    jgr_p2o_loss(outputs, joints, depth, reduction="max")

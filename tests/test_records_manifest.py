@@ -1,4 +1,4 @@
-"""The manifest of prepared records: reading, writing, counting crops."""
+"""The manifest of prepared records: reading, writing, selecting shards."""
 
 import json
 import os
@@ -21,8 +21,7 @@ def test_read_manifest_refuses_a_missing_or_unfinished_split(
     records_manifest.read_manifest(os.fspath(tmp_path))
   assert records_manifest.read_manifest(
       os.fspath(tmp_path), require_complete=False) == manifest
-  assert records_manifest.count_crops(manifest) == manifest["counts"][
-      "written"] == 256
+  assert manifest["counts"]["written"] == 256
 
 
 def _finished(file, subject, start, stop, skipped_indices):
@@ -53,8 +52,12 @@ def test_write_manifest_sums_the_finished_shards_per_subject(tmp_path):
   assert "skipped_frames" not in manifest["shards"][0]
   assert manifest["subjects"]["P1"] == {"shards": [planned[2]["file"]],
                                         "written": 4, "skipped": 1}
-  assert records_manifest.count_crops(manifest, exclude_subjects=["P0"]) == 4
   assert records_manifest.shard_paths("d", manifest, subjects=["P1"]) == [
       os.path.join("d", planned[2]["file"])]
   with pytest.raises(ValueError, match="unknown subjects"):
     records_manifest.shard_paths("d", manifest, exclude_subjects=["P7"])
+  assert records_manifest.shard_paths(
+      "d", manifest, shards=[planned[2]["file"]]) == [
+          os.path.join("d", planned[2]["file"])]
+  with pytest.raises(ValueError, match="no finished shards"):
+    records_manifest.shard_paths("d", manifest, shards=[planned[1]["file"]])

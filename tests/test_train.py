@@ -20,7 +20,6 @@ SMALL = dict(num_stacks=1, num_features=32, jit_compile=False)
 
 def _config(records, model_dir, **overrides):
   values = dict(train_dir=os.path.join(records, "train"),
-                validation_dir=os.path.join(records, "test"),
                 model_dir=str(model_dir), epochs=4, progress_bar=False,
                 **SMALL)
   values.update(overrides)
@@ -35,17 +34,22 @@ def _train_command(records, model_dir, *extra):
 
 
 def test_loss_falls_and_validation_error_improves(synthetic_records, tmp_path):
+  # A quarter of the training records (their last shard) held out.
   config = _config(synthetic_records, tmp_path, epochs=8, learning_rate=2e-3,
-                   augment=False)
+                   augment=False, validation_fraction=0.25)
   history = trainer_lib.train(config, log=lambda _: None)
   losses = [h["train_loss"] for h in history]
   errors = [h["validation_mean_error_mm"] for h in history]
   print("losses", losses, "validation errors (mm)", errors)
-  assert [h["step"] for h in history] == [8 * (e + 1) for e in range(8)]
+  # 192 training frames, 6 steps of 32 an epoch.
+  assert [h["step"] for h in history] == [6 * (e + 1) for e in range(8)]
   assert losses[-1] < 0.7 * losses[0]
   assert errors[-1] < 0.8 * errors[0]
   best = json.load(open(tmp_path / "best.json"))
   assert best["mean_error_mm"] == pytest.approx(min(errors))
+  assert best["validation"]["shards"] == ["train-00003-of-00004.tfrecord"]
+  from jgr_p2o_tf import run_dir  # pylint: disable=g-import-not-at-top
+  assert run_dir.resolve_model_path(tmp_path) == str(tmp_path / "best.keras")
 
 
 def test_resumes_after_sigkill_with_the_same_step_count(synthetic_records,
@@ -84,8 +88,9 @@ def test_resumes_after_sigkill_with_the_same_step_count(synthetic_records,
   assert [h["step"] for h in history] == [8, 16]
   assert tf.train.latest_checkpoint(str(checkpoints)).endswith("ckpt-16")
   import keras  # pylint: disable=g-import-not-at-top
-  for name in ("best.keras", "last.keras"):
-    keras.models.load_model(model_dir / name)
+  # No validation split: the final model, and no best.keras.
+  keras.models.load_model(model_dir / "last.keras")
+  assert not (model_dir / "best.keras").exists()
   assert not list(model_dir.glob("**/*.tmp*"))
 
 
@@ -207,18 +212,23 @@ def test_a_model_in_the_authors_convention_is_taught_in_it(synthetic_records,
   from jgr_p2o_tf import geometry  # pylint: disable=g-import-not-at-top
   from jgr_p2o_tf import input_pipeline  # pylint: disable=g-import-not-at-top
   from jgr_p2o_tf import losses  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import train_step  # pylint: disable=g-import-not-at-top
+  # With the rest of the authors' step: their loss's sum over the batch,
+  # their crops' farthest depth as background.
   config = _config(synthetic_records, tmp_path, num_features=8, augment=False,
-                   coordinate_convention="authors")
+                   coordinate_convention="authors", loss_reduction="sum",
+                   farthest_depth_to_background=True)
   trainer = trainer_lib.Trainer(config)
   assert trainer.model.coordinate_convention == "authors"
   batch = next(iter(input_pipeline.make_dataset(
       config.train_dir, batch_size=8, training=False)))
   batch = {k: batch[k] for k in ("depth", "joints_uvz", "cube")}
-  outputs = trainer.model(batch["depth"], training=True)
+  depth = train_step.farthest_depth_to_background(batch["depth"])
+  outputs = trainer.model(depth, training=True)
   # The records' labels, converted, or as they are.
   losses_by_labels = [
-      losses.jgr_p2o_loss(outputs, labels, batch["depth"],
-                          convention="authors")[1][0]
+      losses.jgr_p2o_loss(outputs, labels, depth, convention="authors",
+                          reduction="sum")[1][0]
       for labels in (geometry.convert_uvz(batch["joints_uvz"], 96, "project",
                                           "authors"), batch["joints_uvz"])]
   # One step, run eagerly: the loss it minimises on the same weights.
@@ -228,3 +238,37 @@ def test_a_model_in_the_authors_convention_is_taught_in_it(synthetic_records,
                                float(losses_by_labels[0][name]), rtol=1e-5)
   assert abs(float(losses_by_labels[1]["coordinate"]) -
              float(losses_by_labels[0]["coordinate"])) > 1e-4
+
+
+def test_the_authors_optimiser_beta1_and_warm_up():
+  import keras  # pylint: disable=g-import-not-at-top
+  config = train_config.TrainConfig(
+      train_dir="", model_dir="", epochs=3, learning_rate=2e-4,
+      adam_beta1=0.5, warmup_steps=100)
+  steps_per_epoch = 150
+  schedule = trainer_lib.make_learning_rate(config, steps_per_epoch)
+
+  def authors_rate(counter):
+    # dense_offset_graph.Model.train: lr = args.lr · 0.96^epoch, and while
+    # epoch == 0 and counter < 100, k = (1 - (counter + 1)/100)(1 - 1/3),
+    # lr = (1 - k) · args.lr.
+    epoch = counter // steps_per_epoch
+    if epoch == 0 and counter < 100:
+      return (1 - (1 - (counter + 1) / 100) * (1 - 1 / 3)) * 2e-4
+    return 2e-4 * 0.96 ** epoch
+
+  for step in (0, 1, 50, 98, 99, 100, 149, 150, 299, 300, 449):
+    assert float(schedule(step)) == pytest.approx(authors_rate(step),
+                                                  rel=1e-6), step
+  optimizer = trainer_lib.make_optimizer(config, schedule)
+  weights = keras.Variable(np.zeros(3, np.float32))
+  optimizer.build([weights])
+  gradient = np.array([1.0, -2.0, 3.0], np.float32)
+  for step in range(2):
+    assert float(optimizer.learning_rate) == pytest.approx(
+        authors_rate(step), rel=1e-6)
+    optimizer.apply_gradients([(gradient, weights)])
+  # The first moment after two steps: (1 - β1)(β1 g + g) with β1 = 0.5.
+  momentum = [v for v in optimizer.variables if v.path.endswith("momentum")]
+  np.testing.assert_allclose(np.asarray(momentum[0]), 0.75 * gradient,
+                             rtol=1e-6)

@@ -153,3 +153,46 @@ def test_one_step_is_the_same_under_tensorflow_and_jax(tmp_path):
       np.testing.assert_allclose(change[moved], one_train_step.LEARNING_RATE,
                                  rtol=5e-4, err_msg=f"change{i}")
       np.testing.assert_array_equal(change[~moved], 0, err_msg=f"change{i}")
+
+
+def test_the_authors_decay_set_labels_and_farthest_depth():
+  from jgr_p2o_tf import train_step  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import losses  # pylint: disable=g-import-not-at-top
+  model = build_model(JOINTS, **TINY)
+  names = lambda indices: {model.trainable_variables[i].path.rsplit("/", 1)[1]
+                           for i in indices}
+  assert names(train_step.decayed_indices(model)) == {"kernel"}
+  assert names(train_step.decayed_indices(model, batch_norm_scale=True)) == {
+      "kernel", "gamma"}
+
+  # The farthest depth below the background becomes background, per crop.
+  depth = np.ones((2, SIZE, SIZE, 1), np.float32)
+  depth[0, 3:5, 3:5] = 0.4
+  depth[0, 8, 8] = -0.2
+  depth[1, 1, 1] = 0.9
+  out = np.asarray(train_step.farthest_depth_to_background(depth))
+  expected = depth.copy()
+  expected[0, 3:5, 3:5] = 1.0
+  expected[1, 1, 1] = 1.0
+  np.testing.assert_array_equal(out, expected)
+  np.testing.assert_array_equal(
+      np.asarray(train_step.farthest_depth_to_background(np.ones_like(depth))),
+      1.0)
+
+  # Labels beyond [-1, 1] are clipped before the loss: the loss of clipped
+  # labels, not of the raw ones.
+  rng = np.random.default_rng(3)
+  crops = rng.uniform(-0.5, 0.5, (BATCH, SIZE, SIZE, 1)).astype(np.float32)
+  joints = rng.uniform(0.2, 0.8, (BATCH, JOINTS, 3)).astype(np.float32)
+  joints[:, 0, 2] = 1.7
+  trainable = [v.value for v in model.trainable_variables]
+  non_trainable = [v.value for v in model.non_trainable_variables]
+  config = train_step.StepConfig(augmentation=None, l2_weight_decay=0.0,
+                                 clip_labels=True)
+  loss, _ = train_step.objective(model, trainable, non_trainable, crops,
+                                 joints, config)
+  outputs = model(crops, training=True)
+  clipped = np.clip(joints, -1, 1)
+  for labels, same in ((clipped, True), (joints, False)):
+    reference, _ = losses.jgr_p2o_loss(outputs, labels, crops)
+    assert (abs(float(loss) - float(reference)) < 1e-5 * float(loss)) == same
