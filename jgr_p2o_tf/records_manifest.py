@@ -49,6 +49,14 @@ def read_manifest(split_dir, *, require_complete=True):
   return manifest
 
 
+def check_dataset(split_dir, manifest, dataset):
+  """ValueError unless the split was prepared from ``dataset`` (--dataset)."""
+  if manifest.get("dataset") != dataset:
+    raise ValueError(
+        f"--dataset={dataset} but the records in {split_dir} were prepared "
+        f"from {manifest.get('dataset')} ({manifest_path(split_dir)})")
+
+
 def write_manifest(split_dir, manifest, planned_shards, finished_shards):
   """Records the finished shards in ``manifest`` and writes it atomically.
 

@@ -7,6 +7,7 @@ exporter, the evaluator and the notebook open runs through this module.
 
 import json
 import os
+import zipfile
 
 from jgr_p2o_tf import records_manifest
 from jgr_p2o_tf import train_config
@@ -73,6 +74,36 @@ def training_manifest(config):
     return None
 
 
+def read_model_config(path):
+  """The build arguments of the model in a .keras file, without loading it.
+
+  Reads the file's config.json (no TensorFlow needed) after checking the
+  archive whole: every member's CRC.
+
+  Raises:
+    FileNotFoundError: no such file.
+    ValueError: naming the file, when it is truncated, corrupt or not a
+      .keras archive.
+  """
+  try:
+    with zipfile.ZipFile(path) as archive:
+      corrupt = archive.testzip()
+      config = json.loads(archive.read("config.json"))
+  except FileNotFoundError:
+    raise FileNotFoundError(f"{path}: no such model file") from None
+  except (OSError, EOFError, KeyError, UnicodeDecodeError, zipfile.BadZipFile,
+          json.JSONDecodeError) as e:
+    raise ValueError(f"{path}: truncated, corrupt or not a .keras file "
+                     f"({e})") from None
+  if corrupt is not None:
+    raise ValueError(f"{path}: corrupt .keras file ({corrupt} fails its "
+                     f"checksum)")
+  if not isinstance(config, dict) or not isinstance(config.get("config"),
+                                                    dict):
+    raise ValueError(f"{path}: not a .keras model file (no model config)")
+  return config["config"]
+
+
 def load_keras_model(path, mixed_precision="none"):
   """Loads a saved .keras model, optionally as a mixed precision copy.
 
@@ -90,6 +121,7 @@ def load_keras_model(path, mixed_precision="none"):
   if mixed_precision not in train_config.MIXED_PRECISION:
     raise ValueError(f"mixed_precision={mixed_precision!r} is not one of "
                      f"{', '.join(train_config.MIXED_PRECISION)}")
+  read_model_config(path)
   try:
     model = keras.saving.load_model(path, compile=False)
   except (OSError, ValueError) as e:

@@ -21,6 +21,7 @@ from absl import flags
 from jgr_p2o_tf import cli
 from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import geometry
+from jgr_p2o_tf import records_manifest
 from jgr_p2o_tf import train_config
 
 _DATASET = flags.DEFINE_enum("dataset", None, dataset_profiles.NAMES,
@@ -121,6 +122,9 @@ def config_from_flags():
   if not os.path.isdir(train_dir):
     raise ValueError(f"--data_dir={data_dir} has no {os.path.basename(train_dir)}"
                      f"/ split: prepare it with python -m data_prep")
+  for split_dir in filter(None, (train_dir, validation_dir)):
+    records_manifest.check_dataset(
+        split_dir, records_manifest.read_manifest(split_dir), profile.name)
   values = {
       "train_dir": train_dir, "validation_dir": validation_dir,
       "model_dir": _MODEL_DIR.value,
@@ -133,8 +137,9 @@ def config_from_flags():
 
 def main(argv):
   del argv
-  from jgr_p2o_tf import trainer  # pylint: disable=g-import-not-at-top
   config = config_from_flags()
+  # Imported here: TensorFlow takes seconds, and flag errors need none of it.
+  from jgr_p2o_tf import trainer  # pylint: disable=g-import-not-at-top
   cli.write_flags(config.model_dir)
   history = trainer.train(config)
   if history:

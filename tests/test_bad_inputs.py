@@ -1,0 +1,128 @@
+"""Bad inputs a user gives the commands: each stops with one line naming it.
+
+Records, model and --dataset that disagree, truncated models, malformed
+prediction and label files, bad centres for infer. The models here are
+one-stack, 8-feature networks: what is checked is what surrounds them.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from jgr_p2o_tf import evaluation
+from jgr_p2o_tf import metrics
+from jgr_p2o_tf import records_manifest
+from jgr_p2o_tf import run_dir
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _command(module, *flags):
+  return subprocess.run([sys.executable, "-m", module, *map(str, flags)],
+                        cwd=REPO, capture_output=True, text=True, timeout=120,
+                        check=False)
+
+
+def _one_error_line(result):
+  assert result.returncode == 2, result.stderr[-2000:]
+  assert "Traceback" not in result.stderr
+  [line] = [l for l in result.stderr.splitlines() if l.startswith("error:")]
+  return line
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+  """.keras files of tiny untrained models: ICVL (16 joints), MSRA (21)."""
+  from jgr_p2o_tf import model as model_lib  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp("models")
+  paths = {}
+  for skeleton, joints in (("icvl", 16), ("msra", 21)):
+    paths[skeleton] = root / f"{skeleton}.keras"
+    model_lib.build_model(joints, num_stacks=1, num_features=8,
+                          skeleton=skeleton).save(paths[skeleton])
+  return paths
+
+
+def test_evaluate_refuses_another_dataset_than_the_records(
+    synthetic_records, tiny_models, tmp_path):
+  # ICVL-layout synthetic records: --dataset=nyu would measure them with
+  # NYU's intrinsics under the title "nyu".
+  test_dir = os.path.join(synthetic_records, "test")
+  line = _one_error_line(_command(
+      "jgr_p2o_tf.evaluate", "--dataset=nyu",
+      f"--model_dir={tiny_models['icvl']}", f"--data_dir={test_dir}",
+      f"--output_json={tmp_path / 'report.json'}"))
+  assert line == (f"error: --dataset=nyu but the records in {test_dir} were "
+                  f"prepared from synthetic ({test_dir}/manifest.json)")
+  assert not os.listdir(tmp_path)
+
+
+def test_evaluate_refuses_a_model_of_another_layout(tiny_models):
+  config = run_dir.read_model_config(tiny_models["msra"])
+  # Both 21 joints: only the names tell them apart.
+  synthetic_layout = {"dataset": "synthetic", "skeleton": "synthetic",
+                      "num_joints": 21}
+  with pytest.raises(ValueError) as error:
+    evaluation.check_agreement("synthetic", "d", synthetic_layout, config,
+                               "m.keras")
+  assert str(error.value) == ("the model m.keras predicts 21 msra joints but "
+                              "the records hold 21 synthetic joints")
+  with pytest.raises(ValueError, match=r"^--dataset=msra but .*; the model "
+                     r"m\.keras predicts 21 msra joints"):
+    evaluation.check_agreement("msra", "d", synthetic_layout, config,
+                               "m.keras")
+  evaluation.check_agreement("msra", "d", {**synthetic_layout,
+                                           "dataset": "msra",
+                                           "skeleton": "msra"},
+                             config, "m.keras")
+
+
+def test_model_mode_files_are_read_by_the_file_mode(synthetic_records,
+                                                    tiny_models, tmp_path):
+  # The demo's records: synthetic frames in the ICVL layout (16 joints).
+  test_dir = os.path.join(synthetic_records, "test")
+  model = run_dir.load_keras_model(tiny_models["icvl"])
+  predictions = evaluation.predict_records(model, test_dir)
+  report = evaluation.evaluate_predictions(predictions, "synthetic", "icvl",
+                                           "m")
+  metrics.write_uvd_file(tmp_path / "m.txt", predictions["pred_uvd"])
+  metrics.write_uvd_file(tmp_path / "gt.txt", predictions["gt_uvd"])
+  from_files = evaluation.evaluate_prediction_files(
+      "synthetic", str(tmp_path / "gt.txt"), [str(tmp_path / "m.txt")])
+  assert from_files["layout"] == "icvl" and from_files["num_joints"] == 16
+  # %.3f rounding of the files moves the error by well under 0.01 mm.
+  assert from_files["methods"][0]["mean_error_mm"] == pytest.approx(
+      report["methods"][0]["mean_error_mm"], abs=0.01)
+
+
+def test_train_refuses_another_dataset_than_the_records(synthetic_records,
+                                                        tmp_path):
+  line = _one_error_line(_command(
+      "jgr_p2o_tf.train", "--dataset=icvl", f"--data_dir={synthetic_records}",
+      f"--model_dir={tmp_path / 'run'}"))
+  train_dir = os.path.join(synthetic_records, "train")
+  assert line == (f"error: --dataset=icvl but the records in {train_dir} "
+                  f"were prepared from synthetic "
+                  f"({records_manifest.manifest_path(train_dir)})")
+  assert not (tmp_path / "run").exists()
+
+
+def test_a_truncated_model_file_is_named_as_such(tiny_models, tmp_path):
+  truncated = tmp_path / "truncated.keras"
+  data = tiny_models["icvl"].read_bytes()
+  truncated.write_bytes(data[:len(data) // 2])
+  for read in (run_dir.read_model_config, run_dir.load_keras_model):
+    with pytest.raises(ValueError, match=f"^{truncated}: truncated, corrupt "
+                       "or not a .keras file"):
+      read(str(truncated))
+  corrupt = tmp_path / "corrupt.keras"
+  flipped = bytearray(data)
+  flipped[len(data) // 2] ^= 0xFF
+  corrupt.write_bytes(bytes(flipped))
+  with pytest.raises(ValueError, match=f"^{corrupt}: .*corrupt"):
+    run_dir.read_model_config(str(corrupt))
