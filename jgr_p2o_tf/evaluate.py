@@ -78,6 +78,7 @@ def _model_report():
   manifest = records_manifest.read_manifest(_DATA_DIR.value)
   evaluation.check_agreement(_DATASET.value, _DATA_DIR.value, manifest,
                              run_dir.read_model_config(path), path)
+  records_manifest.verify_shards(_DATA_DIR.value, manifest)
   model = run_dir.load_keras_model(path)
   predictions = evaluation.predict_records(model, _DATA_DIR.value,
                                            subjects=_SUBJECTS.value)

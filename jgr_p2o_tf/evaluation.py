@@ -268,7 +268,7 @@ def predict_records(model, data_dir, *, batch_size=64, subjects=None):
                              "pred_xyz", "gt_xyz", "intrinsics")}
   dataset = input_pipeline.make_dataset(data_dir, batch_size=batch_size,
                                         training=False, subjects=subjects)
-  for batch in dataset:
+  for batch in input_pipeline.batches(dataset, data_dir):
     batch = {k: v.numpy() for k, v in batch.items()}
     uvz = geometry.convert_uvz(np.asarray(predict(batch["depth"]), np.float64),
                                batch["depth"].shape[1],

@@ -8,6 +8,8 @@ one-stack, 8-feature networks: what is checked is what surrounds them.
 import json
 import os
 import pathlib
+import re
+import shutil
 import subprocess
 import sys
 
@@ -126,3 +128,90 @@ def test_a_truncated_model_file_is_named_as_such(tiny_models, tmp_path):
   corrupt.write_bytes(bytes(flipped))
   with pytest.raises(ValueError, match=f"^{corrupt}: .*corrupt"):
     run_dir.read_model_config(str(corrupt))
+
+
+# Records: missing, truncated and corrupt shards.
+
+
+@pytest.fixture()
+def icvl_split(tmp_path):
+  """An ICVL split of 6 frames in 3 shards, and the raw frames' root."""
+  from tests import dataset_fixtures  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import data_preparation  # pylint: disable=g-import-not-at-top
+  dataset_fixtures.write_icvl(tmp_path / "icvl", 6)
+  out = tmp_path / "records" / "train"
+  data_preparation.prepare("icvl", str(tmp_path / "icvl"), "train", str(out),
+                           num_shards=3, progress=False)
+  return out, tmp_path / "icvl"
+
+
+def _damage(path, how):
+  data = path.read_bytes()
+  if how == "missing":
+    path.unlink()
+  elif how == "truncated":
+    path.write_bytes(data[:len(data) // 2])
+  else:  # one flipped byte inside the second record: same size
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(flipped))
+
+
+@pytest.mark.parametrize("how, problem", [
+    ("missing", "missing"),
+    ("truncated", r"\d+ bytes where the manifest records \d+"),
+    ("corrupt", "corrupt: its SHA-256 differs from the manifest's"),
+])
+def test_a_damaged_shard_is_named_and_written_again(icvl_split, how, problem):
+  from jgr_p2o_tf import data_preparation  # pylint: disable=g-import-not-at-top
+  out, raw = icvl_split
+  manifest = records_manifest.read_manifest(str(out))
+  assert all(s["bytes"] > 0 and len(s["sha256"]) == 64
+             for s in manifest["shards"])
+  shard = out / manifest["shards"][1]["file"]
+  whole = shard.read_bytes()
+  records_manifest.verify_shards(str(out))
+  _damage(shard, how)
+  with pytest.raises(ValueError, match=f"^{shard}: {problem}; rerun data_prep "
+                     "with the same flags to write this shard again$"):
+    records_manifest.verify_shards(str(out))
+  data_preparation.prepare("icvl", str(raw), "train", str(out), num_shards=3,
+                           progress=False)
+  assert shard.read_bytes() == whole
+
+
+def test_a_shard_damaged_while_training_is_named(icvl_split):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import input_pipeline  # pylint: disable=g-import-not-at-top
+  out, _ = icvl_split
+  dataset = input_pipeline.make_dataset(str(out), batch_size=2,
+                                        training=False)
+  shard = out / records_manifest.read_manifest(str(out))["shards"][2]["file"]
+  # Checked at the start, damaged since: TensorFlow names an offset only.
+  _damage(shard, "corrupt")
+  with pytest.raises(tf.errors.DataLossError, match="corrupted record at"):
+    list(dataset)
+  with pytest.raises(ValueError, match=f"^{shard}: corrupt"):
+    list(input_pipeline.batches(dataset, str(out)))
+
+
+def test_train_and_evaluate_check_the_shards_first(synthetic_records,
+                                                   tiny_models, tmp_path):
+  from jgr_p2o_tf import train_config  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import trainer  # pylint: disable=g-import-not-at-top
+  records = tmp_path / "records"
+  shutil.copytree(synthetic_records, records)
+  test_dir = records / "test"
+  shard = test_dir / records_manifest.read_manifest(
+      str(test_dir))["shards"][0]["file"]
+  _damage(shard, "truncated")
+  message = f"{shard}: .* bytes where the manifest records"
+  with pytest.raises(ValueError, match=message):
+    trainer.train(train_config.TrainConfig(
+        train_dir=str(records / "train"), validation_dir=str(test_dir),
+        model_dir=str(tmp_path / "run"), epochs=1))
+  assert not (tmp_path / "run").exists()
+  line = _one_error_line(_command(
+      "jgr_p2o_tf.evaluate", "--dataset=synthetic",
+      f"--model_dir={tiny_models['icvl']}", f"--data_dir={test_dir}"))
+  assert re.match(f"error: {message}", line)
