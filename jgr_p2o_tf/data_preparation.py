@@ -56,6 +56,7 @@ INVALID_CENTRE = "invalid_centre"
 NO_CENTRE = "no_centre"
 CENTRE_OUTSIDE_FRAME = "centre_outside_frame"
 EMPTY_CROP = "empty_crop"
+HAND_OUTSIDE_CUBE = "hand_outside_cube"
 
 # Settings a rerun must share with the run that wrote the finished shards.
 _SETTINGS_KEYS = ("dataset", "split", "data_dir", "reader_kwargs", "centres",
@@ -371,6 +372,7 @@ def _example(reader, job, index):
                    f"no hand pixels in the {cube.tolist()} mm cube around "
                    f"the centre {np.round(centre, 1).tolist()} mm",
                    path=job.data_dir, frame=frame_id)
+  _check_hand_in_cube(frame, centre, cube, job)
   # float64 so that the stored float32 UVZ maps back to the stored uvd to
   # well under 1e-3 px.
   joints_uvz = geometry.uvd_to_normalized(
@@ -380,6 +382,24 @@ def _example(reader, job, index):
       depth=crop, joints_uvz=joints_uvz, joints_xyz=frame.joints_xyz,
       joints_uvd=frame.joints_uvd, centre_xyz=centre, cube=cube,
       affine=affine, camera=frame.camera.intrinsics, frame_id=frame_id)
+
+
+def _check_hand_in_cube(frame, centre, cube, job):
+  """BadFrame unless the hand's own centre lies in the cube cropped.
+
+  A computed (or file) centre on another object than the hand, a wall or
+  an arm, gives a crop whose labels lie far outside it: not training data.
+  The hand's own centre is its joints' (``ground_truth_centre``).
+  """
+  offset = centres_lib.ground_truth_centre(frame.joints_xyz) - centre
+  if np.all(np.abs(offset) <= cube / 2):
+    return
+  raise BadFrame(
+      HAND_OUTSIDE_CUBE,
+      f"the hand's joints are centred {np.round(offset, 1).tolist()} mm from "
+      f"the crop centre {np.round(centre, 1).tolist()} mm, outside the "
+      f"{cube.tolist()} mm cube (the centre is on something else)",
+      path=job.centre_file or job.data_dir, frame=frame.frame_id)
 
 
 # Per worker process: the reader, the job and the progress queue, sent once

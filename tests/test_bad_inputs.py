@@ -215,3 +215,134 @@ def test_train_and_evaluate_check_the_shards_first(synthetic_records,
       "jgr_p2o_tf.evaluate", "--dataset=synthetic",
       f"--model_dir={tiny_models['icvl']}", f"--data_dir={test_dir}"))
   assert re.match(f"error: {message}", line)
+
+
+# Smaller ones.
+
+
+def test_a_malformed_first_label_line_is_one_bad_frame(tmp_path):
+  from tests import dataset_fixtures  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import data_preparation  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf.datasets import DatasetError  # pylint: disable=g-import-not-at-top
+  # camera.json names no layout: the label lines' joint count tells it.
+  frames = dataset_fixtures.write_synthetic(tmp_path / "raw", 3)
+  labels = tmp_path / "raw" / "train" / "labels.txt"
+  lines = labels.read_text().splitlines()
+  lines[0] = " ".join(lines[0].split()[:-3])
+  labels.write_text("\n".join(lines) + "\n")
+  manifest = data_preparation.prepare(
+      "synthetic", str(tmp_path / "raw"), "train", str(tmp_path / "out"),
+      centres="ground_truth", skip_bad=True, progress=False)
+  assert manifest["skeleton"] == "synthetic"
+  assert manifest["counts"]["written"] == 2
+  [skipped] = manifest["skipped"]
+  assert skipped["frame_id"] == frames[0].frame_id
+  assert "line 1 has 60 values after the image path, expected 63" in (
+      skipped["reason"])
+  labels.write_text("\n".join(lines[:1]) + "\n")
+  with pytest.raises(DatasetError, match="no label line has the values of 3 × "
+                     r"one of \[14, 16, 21\] joints .*line 1 has 60"):
+    data_preparation.prepare("synthetic", str(tmp_path / "raw"), "train",
+                             str(tmp_path / "out2"), skip_bad=True,
+                             progress=False)
+
+
+def test_a_binary_prediction_file_is_named(tmp_path):
+  metrics.write_uvd_file(tmp_path / "gt.txt", np.ones((2, 16, 3)))
+  (tmp_path / "p.bin").write_bytes(bytes(range(256)))
+  with pytest.raises(metrics.PredictionFileError,
+                     match=f"^{tmp_path / 'p.bin'}: not a text file"):
+    evaluation.evaluate_prediction_files(
+        "icvl", str(tmp_path / "gt.txt"), [str(tmp_path / "p.bin")])
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda data: data[:len(data) // 2], "ends at byte"),
+    (lambda data: data[:-12], "ends at byte"),
+    (lambda data: data[:60] + bytes([data[60] ^ 0xFF]) + data[61:],
+     "fails its CRC"),
+])
+def test_a_damaged_png_is_one_error_and_nothing_on_stderr(tmp_path, capfd,
+                                                          damage, reason):
+  import cv2  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import dataset_profiles  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf.datasets import frame as frame_lib  # pylint: disable=g-import-not-at-top
+  camera = dataset_profiles.ICVL.camera
+  depth = np.random.default_rng(0).integers(300, 900, (240, 320), np.uint16)
+  path = tmp_path / "depth.png"
+  cv2.imwrite(str(path), depth)
+  np.testing.assert_array_equal(
+      frame_lib.read_uint16_depth_png(path, "f", camera), depth)
+  path.write_bytes(damage(path.read_bytes()))
+  capfd.readouterr()
+  with pytest.raises(frame_lib.DatasetError,
+                     match=f"^{path}, frame f: truncated or corrupt PNG "
+                     f"\\(.*{reason}"):
+    frame_lib.read_uint16_depth_png(path, "f", camera)
+  # libpng's own complaints (``libpng error: ...``) never reach stderr.
+  assert capfd.readouterr().err == ""
+
+
+# infer: what it is given, what it writes.
+
+
+class _Predictor:
+  """Stands for a SavedModel: joints where the centre is, or NaN."""
+  cube_mm = np.full(3, 250.0, np.float32)
+  metadata = {"cube_mm": [250.0] * 3}
+
+  def __init__(self, joints=0.0):
+    from jgr_p2o_tf import skeletons  # pylint: disable=g-import-not-at-top
+    self.skeleton = skeletons.ICVL
+    self.saved_model_dir = "model"
+    self.joints = joints
+
+  def predict(self, depth, centre, camera):
+    del depth, camera
+    return {"joints_xyz": np.full((16, 3), self.joints) + centre,
+            "joints_uvd": np.full((16, 3), self.joints)}
+
+
+@pytest.mark.parametrize("centre", [
+    (np.nan, 0.0, 450.0), (0.0, np.inf, 450.0), (0.0, 0.0, -450.0),
+    (5000.0, 0.0, 450.0)])
+def test_infer_refuses_a_centre_off_the_image(tmp_path, centre):
+  from jgr_p2o_tf import dataset_profiles  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import inference  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ValueError, match=r"finite, with z > 0 and inside the "
+                     r"320×240 image, got \[") as error:
+    inference.predict_files(_Predictor(), [tmp_path / "a.png"],
+                            dataset_profiles.ICVL.camera, centre_xyz=centre)
+  if centre[0] == 5000.0:
+    assert "(it projects to u=2842.4, v=120.0)" in str(error.value)
+
+
+def test_infer_refuses_non_finite_depth_and_joints(tmp_path):
+  from tests import dataset_fixtures  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import dataset_profiles  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import inference  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf.datasets import frame as frame_lib  # pylint: disable=g-import-not-at-top
+  camera = dataset_profiles.MSRA.camera
+  depth = np.zeros((camera.height, camera.width), np.float32)
+  depth[100:140, 150:190] = 450.0
+  path = tmp_path / "000000_depth.bin"
+  dataset_fixtures.write_msra_bin(path, depth)
+  centre = (0.0, 0.0, 450.0)
+  [result] = inference.predict_files(_Predictor(), [path], camera,
+                                     centre_xyz=centre)
+  out = tmp_path / "predictions.json"
+  inference.write_predictions(str(out), _Predictor(), camera, [result])
+  assert json.loads(out.read_text())["frames"][0]["centre_xyz"] == list(centre)
+  with pytest.raises(ValueError, match=f"^{path}: the model's joints are not "
+                     "finite"):
+    inference.predict_files(_Predictor(np.nan), [path], camera,
+                            centre_xyz=centre)
+  with pytest.raises(ValueError, match="Out of range float values"):
+    inference.write_predictions(str(out), _Predictor(), camera, [
+        {**result, "joints_xyz": [[np.nan] * 3]}])
+  assert json.loads(out.read_text())["frames"] == [result]
+  depth[120, 170] = np.nan
+  dataset_fixtures.write_msra_bin(path, depth)
+  with pytest.raises(frame_lib.DatasetError, match=f"^{path}: depth values "
+                     "that are not finite"):
+    inference.predict_files(_Predictor(), [path], camera, centre_xyz=centre)
