@@ -5,6 +5,7 @@ The trainer writes ``best.keras`` (lowest validation error), ``last.keras``
 exporter, the evaluator and the notebook open runs through this module.
 """
 
+import glob
 import json
 import os
 import zipfile
@@ -56,6 +57,45 @@ def read_train_config(model_dir):
   if not isinstance(config, dict):
     raise ValueError(f"{path}: not a training config (a JSON object)")
   return config
+
+
+def check_resumable(config):
+  """ValueError if ``config.model_dir`` holds a run made with other settings.
+
+  Called before anything is written there: a run that has a checkpoint or a
+  model keeps its config.json, flags.txt and checkpoints when it is
+  restarted with another value of a ``train_config.FIXED_FOR_A_RUN``
+  setting (another skeleton or width would not restore).
+
+  Args:
+    config: the TrainConfig of the restart; an empty skeleton stands for
+      its records' (as the trainer resolves it).
+  """
+  model_dir = config.model_dir
+  trained = (glob.glob(os.path.join(model_dir, "checkpoints", "ckpt-*")) or
+             any(os.path.exists(os.path.join(model_dir, f"{m}.keras"))
+                 for m in MODEL_CHOICES))
+  if not trained or not os.path.exists(os.path.join(model_dir, CONFIG_FILE)):
+    return
+  saved = read_train_config(model_dir)
+  wanted = dict(vars(config))
+  if not wanted["skeleton"]:
+    wanted["skeleton"] = records_manifest.read_manifest(
+        config.train_dir)["skeleton"]
+  differing = [name for name in train_config.FIXED_FOR_A_RUN
+               if name in saved and saved[name] != wanted[name]]
+  def setting(name):
+    if name == "skeleton" and not config.skeleton:
+      return f"skeleton {wanted[name]} of the records in {config.train_dir}"
+    return f"--{name}={wanted[name]}"
+
+  if differing:
+    raise ValueError(
+        f"{model_dir} holds a run trained with other settings: " + ", ".join(
+            f"{setting(name)} (the run's: {saved[name]})"
+            for name in differing) +
+        f"; restart it with its own flags (--flagfile={model_dir}/flags.txt) "
+        "or choose another --model_dir")
 
 
 def training_manifest(config):

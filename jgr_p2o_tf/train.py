@@ -22,6 +22,7 @@ from jgr_p2o_tf import cli
 from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf import records_manifest
+from jgr_p2o_tf import run_dir
 from jgr_p2o_tf import train_config
 
 _DATASET = flags.DEFINE_enum("dataset", None, dataset_profiles.NAMES,
@@ -132,12 +133,15 @@ def config_from_flags():
   for field in dataclasses.fields(train_config.TrainConfig):
     if field.name in _FIELD_FLAGS:
       values[field.name] = flags.FLAGS[field.name].value
-  return train_config.TrainConfig(**values)
+  config = train_config.TrainConfig(**values)
+  config.validate()
+  return config
 
 
 def main(argv):
   del argv
   config = config_from_flags()
+  run_dir.check_resumable(config)
   # Imported here: TensorFlow takes seconds, and flag errors need none of it.
   from jgr_p2o_tf import trainer  # pylint: disable=g-import-not-at-top
   cli.write_flags(config.model_dir)
