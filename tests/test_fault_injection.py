@@ -29,6 +29,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -58,14 +59,22 @@ def _train_config(records, model_dir, **overrides):
 
 
 def _killed(point, command, *options):
-  """Runs ``command`` (module, args...) until it SIGKILLs itself at point."""
-  result = subprocess.run(
-      [sys.executable, "-m", "tests.kill_at", *options, point, "--",
-       *command], cwd=REPO, capture_output=True, text=True, timeout=300,
-      check=False)
-  assert result.returncode == -signal.SIGKILL, (
-      f"never reached {point}:\n{result.stderr[-3000:]}")
-  return result
+  """Runs ``command`` (module, args...) until it SIGKILLs itself at point.
+
+  Returns its standard output. Output goes through files, not pipes: a
+  child that outlived the kill would hold a pipe open.
+  """
+  with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    returncode = subprocess.run(
+        [sys.executable, "-m", "tests.kill_at", *options, point, "--",
+         *command], cwd=REPO, stdout=out, stderr=err, timeout=300,
+        check=False).returncode
+    out.seek(0)
+    err.seek(0)
+    stdout, stderr = out.read().decode(), err.read().decode()
+  assert returncode == -signal.SIGKILL, (
+      f"never reached {point}:\n{stderr[-3000:]}")
+  return stdout
 
 
 def _train(config, log=lambda _: None):
@@ -136,9 +145,9 @@ def test_train_killed_at_three_points_ends_as_an_uninterrupted_run(
 
   # The rerun finishes epoch 1 first: validation, best.keras, then last.keras,
   # in whose save it is killed, an empty temporary file left.
-  result = _killed("keras.src.saving.saving_lib:_save_model_to_fileobj@2",
+  output = _killed("keras.src.saving.saving_lib:_save_model_to_fileobj@2",
                    command, "--eager")
-  assert "at step 4." in result.stdout
+  assert "at step 4." in output
   assert (model_dir / "best.keras").exists()
   assert not (model_dir / "last.keras").exists()
   assert (model_dir / "last.keras.tmp.keras").stat().st_size == 0
@@ -237,10 +246,13 @@ def test_data_prep_killed_with_its_workers_resumes_to_the_same_shards(
   workers = json.loads(pids.read_text())
   assert len(workers) == 2
   # The workers die with their parent: no straggler writes into out/.
-  deadline = time.monotonic() + 60
+  deadline = time.monotonic() + 30
   while not all(map(_dead, workers)) and time.monotonic() < deadline:
     time.sleep(0.05)
-  assert all(map(_dead, workers)), workers
+  stragglers = [pid for pid in workers if not _dead(pid)]
+  for pid in stragglers:
+    os.kill(pid, signal.SIGKILL)
+  assert not stragglers, "data_prep's workers outlived it"
   assert not records_manifest.read_manifest(
       str(out), require_complete=False)["complete"]
   manifest = data_preparation.prepare("icvl", str(raw), "train", str(out),
