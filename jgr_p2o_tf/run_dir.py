@@ -84,18 +84,20 @@ def check_resumable(config):
         config.train_dir)["skeleton"]
   differing = [name for name in train_config.FIXED_FOR_A_RUN
                if name in saved and saved[name] != wanted[name]]
+  if not differing:
+    return
+
   def setting(name):
-    if name == "skeleton" and not config.skeleton:
+    if name == "skeleton" and not config.skeleton:  # no flag: the records'
       return f"skeleton {wanted[name]} of the records in {config.train_dir}"
     return f"--{name}={wanted[name]}"
 
-  if differing:
-    raise ValueError(
-        f"{model_dir} holds a run trained with other settings: " + ", ".join(
-            f"{setting(name)} (the run's: {saved[name]})"
-            for name in differing) +
-        f"; restart it with its own flags (--flagfile={model_dir}/flags.txt) "
-        "or choose another --model_dir")
+  raise ValueError(
+      f"{model_dir} holds a run trained with other settings: " + ", ".join(
+          f"{setting(name)} (the run's: {saved[name]})"
+          for name in differing) +
+      f"; restart it with its own flags (--flagfile={model_dir}/flags.txt) "
+      "or choose another --model_dir")
 
 
 def training_manifest(config):
