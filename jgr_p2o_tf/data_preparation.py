@@ -8,16 +8,19 @@ Each frame becomes one example (``jgr_p2o_tf.tfrecords``): the 96×96
 normalized depth crop around the hand centre, the normalized joints, the
 full-frame joints and the crop metadata that maps predictions back to the
 frame. The frames are cut into shards, each a contiguous range of frames that
-one worker writes to ``NAME.tmp`` and renames to ``NAME`` once complete, so a
-shard under its final name is always whole. The manifest
+one worker writes to a temporary file of its own and renames to ``NAME`` once
+complete, so a shard under its final name is always whole. The manifest
 (``records_manifest``), rewritten after every shard, records the settings,
-the finished shards and the skipped frames; a rerun with the same settings
-keeps the finished shards and writes only the others. MSRA is sharded per subject (``P3-00000-of-00002.tfrecord``)
-for leave-one-subject-out training.
+the finished shards (their record counts, sizes and SHA-256) and the skipped
+frames; a rerun with the same settings keeps the finished shards and writes
+only the others. Workers die with their parent, even a SIGKILLed one. MSRA
+is sharded per subject (``P3-00000-of-00002.tfrecord``) for
+leave-one-subject-out training.
 
 Bad frames (unreadable files, an invalid centre, a centre outside the frame,
-a crop without hand pixels) stop the run with a DatasetError naming the file
-and frame, or are skipped and listed in the manifest with ``skip_bad``.
+a crop without hand pixels, a crop the hand's joints are not in) stop the run
+with a DatasetError naming the file and frame, or are skipped and listed in
+the manifest with ``skip_bad``.
 
 How a frame is cut (``_example``): its hand centre comes from a centre file
 (V2V-PoseNet's, for the authors' setup), the labels (synthetic data) or the
@@ -34,12 +37,15 @@ example records its own cube, which training, evaluation and export read.
 
 import concurrent.futures
 import dataclasses
+import glob
 import itertools
 import json
 import math
 import multiprocessing
 import os
 import queue as queue_lib
+import tempfile
+import threading
 
 import numpy as np
 import tensorflow as tf
@@ -62,6 +68,7 @@ INVALID_CENTRE = "invalid_centre"
 NO_CENTRE = "no_centre"
 CENTRE_OUTSIDE_FRAME = "centre_outside_frame"
 EMPTY_CROP = "empty_crop"
+HAND_OUTSIDE_CUBE = "hand_outside_cube"
 
 # Settings a rerun must share with the run that wrote the finished shards.
 _SETTINGS_KEYS = ("dataset", "split", "data_dir", "reader_kwargs", "centres",
@@ -210,6 +217,9 @@ def prepare(dataset, data_dir, split, out_dir, *, centres="computed",
   manifest = json.loads(json.dumps(manifest))
   os.makedirs(out_dir, exist_ok=True)
   finished = _finished_shards(out_dir, manifest, shards)
+  for leftover in glob.glob(os.path.join(glob.escape(out_dir),
+                                         "*.tfrecord*.tmp")):
+    os.remove(leftover)
   job = _Job(out_dir=os.fspath(out_dir), data_dir=os.fspath(data_dir),
              centres="file" if centre_file else centres,
              centre_file=centre_file, file_centres=file_centres,
@@ -304,9 +314,9 @@ def _finished_shards(out_dir, manifest, shards):
   """Shards of a previous run to keep: {file: its manifest entry}.
 
   A shard is kept if the previous manifest lists it as written with the same
-  settings and frames, and its file exists. A file the manifest does not
-  list (e.g. the run died between the rename and the manifest update) is
-  written again.
+  settings and frames, and its file is whole (``shard_problem``). A file the
+  manifest does not list (e.g. the run died between the rename and the
+  manifest update) or that was damaged since is written again.
   """
   try:
     previous = records_manifest.read_manifest(out_dir, require_complete=False)
@@ -324,7 +334,7 @@ def _finished_shards(out_dir, manifest, shards):
         f"({', '.join(changed)}); choose another out_dir or delete it")
   kept = {}
   for entry in previous.get("shards", ()):
-    if os.path.exists(os.path.join(out_dir, entry["file"])):
+    if not records_manifest.shard_problem(out_dir, entry):
       kept[entry["file"]] = {**entry, "skipped_frames": [
           e for e in previous["skipped"] if e["shard"] == entry["file"]]}
   return kept
@@ -344,9 +354,14 @@ def _write_shard(reader, job, shard, report):
       under the shard's final name.
   """
   path = os.path.join(job.out_dir, shard.file)
+  # A name of its own: a worker of a killed run that has not died yet never
+  # writes into the file of this one.
+  handle, tmp = tempfile.mkstemp(prefix=shard.file + ".", suffix=".tmp",
+                                 dir=job.out_dir)
+  os.close(handle)
   written, skipped = 0, []
   try:
-    with tf.io.TFRecordWriter(path + ".tmp") as writer:
+    with tf.io.TFRecordWriter(tmp) as writer:
       for index in range(shard.start, shard.stop):
         try:
           writer.write(_example(reader, job, index))
@@ -359,13 +374,14 @@ def _write_shard(reader, job, shard, report):
                           "kind": getattr(e, "kind", READ_ERROR),
                           "reason": str(e)})
         report(1)
-    os.replace(path + ".tmp", path)
+    size, digest = records_manifest.file_digest(tmp)
+    os.replace(tmp, path)
   finally:
-    if os.path.exists(path + ".tmp"):
-      os.remove(path + ".tmp")
+    if os.path.exists(tmp):
+      os.remove(tmp)
   return {**_shard_entry(shard), "read": shard.stop - shard.start,
-          "written": written, "skipped": len(skipped),
-          "skipped_frames": skipped}
+          "written": written, "skipped": len(skipped), "bytes": size,
+          "sha256": digest, "skipped_frames": skipped}
 
 
 def frame_cube(job, index):
@@ -413,6 +429,7 @@ def _example(reader, job, index):
                    f"no hand pixels in the {cube.tolist()} mm cube around "
                    f"the centre {np.round(centre, 1).tolist()} mm",
                    path=job.data_dir, frame=frame_id)
+  _check_hand_in_cube(frame, centre, cube, job)
   # float64 so that the stored float32 UVZ maps back to the stored uvd to
   # well under 1e-3 px.
   joints_uvz = geometry.uvd_to_normalized(
@@ -424,6 +441,24 @@ def _example(reader, job, index):
       affine=affine, camera=frame.camera.intrinsics, frame_id=frame_id)
 
 
+def _check_hand_in_cube(frame, centre, cube, job):
+  """BadFrame unless the hand's own centre lies in the cube cropped.
+
+  A computed (or file) centre on another object than the hand, a wall or
+  an arm, gives a crop whose labels lie far outside it: not training data.
+  The hand's own centre is its joints' (``ground_truth_centre``).
+  """
+  offset = centres_lib.ground_truth_centre(frame.joints_xyz) - centre
+  if np.all(np.abs(offset) <= cube / 2):
+    return
+  raise BadFrame(
+      HAND_OUTSIDE_CUBE,
+      f"the hand's joints are centred {np.round(offset, 1).tolist()} mm from "
+      f"the crop centre {np.round(centre, 1).tolist()} mm, outside the "
+      f"{cube.tolist()} mm cube (the centre is on something else)",
+      path=job.centre_file or job.data_dir, frame=frame.frame_id)
+
+
 # Per worker process: the reader, the job and the progress queue, sent once
 # when the process starts rather than with every shard.
 _WORKER = {}
@@ -431,6 +466,17 @@ _WORKER = {}
 
 def _init_worker(reader, job, progress_queue):
   _WORKER.update(reader=reader, job=job, queue=progress_queue)
+  threading.Thread(target=_exit_with_parent, daemon=True).start()
+
+
+def _exit_with_parent():
+  """Ends this worker when its parent dies, even by SIGKILL.
+
+  Otherwise a worker of a killed run lives on, writing shards that no
+  manifest lists.
+  """
+  multiprocessing.parent_process().join()
+  os._exit(1)  # pylint: disable=protected-access
 
 
 def _worker_write_shard(shard):

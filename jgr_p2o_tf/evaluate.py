@@ -20,6 +20,12 @@ a best.keras is never scored on the frames that chose it:
     --data_dir=DATA/nyu_records/test --predictions_out=ours.txt \
     --labels_out=labels.txt --plot=curves.png --output_json=out.json
 
+The records, the model and --dataset must agree (the records' manifest names
+their dataset and joint layout, the model file its layout), or the command
+stops with one line saying which disagree. In file mode, --dataset=synthetic
+takes the joint layout from the label file's joint count, as the synthetic
+reader does, so the files of the model mode read back.
+
 Prints a table, and writes the report (``jgr_p2o_tf.evaluation``) as JSON and
 the comparison figure when asked to.
 """
@@ -75,9 +81,12 @@ def _model_report():
   elif not os.path.exists(path):
     raise FileNotFoundError(f"--model_dir={path}: no such .keras file or "
                             "training run")
+  manifest = records_manifest.read_manifest(_DATA_DIR.value)
+  evaluation.check_agreement(_DATASET.value, _DATA_DIR.value, manifest,
+                             run_dir.read_model_config(path), path)
+  records_manifest.verify_shards(_DATA_DIR.value, manifest)
   run_dir.check_not_chosen_on(path, _DATA_DIR.value, _SUBJECTS.value)
   model = run_dir.load_keras_model(path)
-  skeleton = records_manifest.read_manifest(_DATA_DIR.value)["skeleton"]
   predictions = evaluation.predict_records(model, _DATA_DIR.value,
                                            subjects=_SUBJECTS.value)
   if _PREDICTIONS_OUT.value:
@@ -85,8 +94,8 @@ def _model_report():
   if _LABELS_OUT.value:
     metrics.write_uvd_file(_LABELS_OUT.value, predictions["gt_uvd"])
   name = (_NAMES.value or ["JGR-P2O (ours)"])[0]
-  return evaluation.evaluate_predictions(predictions, _DATASET.value, skeleton,
-                                         name)
+  return evaluation.evaluate_predictions(predictions, _DATASET.value,
+                                         manifest["skeleton"], name)
 
 
 def main(argv):

@@ -26,8 +26,10 @@ import numpy as np
 from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf import metrics
+from jgr_p2o_tf import records_manifest
 from jgr_p2o_tf import skeletons
 from jgr_p2o_tf import visualize
+from jgr_p2o_tf.datasets import icvl
 
 # How many of the worst frames each method lists, for a look at failures.
 NUM_WORST_FRAMES = 10
@@ -138,14 +140,13 @@ def evaluate_prediction_files(dataset, labels_path, prediction_paths,
     OSError: a file that cannot be read.
   """
   camera = metrics.evaluation_camera(dataset)
-  skeleton = dataset_profiles.get_profile(dataset).skeleton
-  num_joints = skeletons.get_skeleton(skeleton).num_joints
   names = ([default_name(p) for p in prediction_paths] if names is None
            else list(names))
   if len(names) != len(prediction_paths):
     raise ValueError(f"{len(names)} names for {len(prediction_paths)} "
                      f"prediction files")
-  gt_uvd = metrics.read_uvd_file(labels_path, num_joints)
+  skeleton, gt_uvd = _read_labels(dataset, labels_path)
+  num_joints = gt_uvd.shape[1]
   pred_xyz = []
   for path in prediction_paths:
     pred_uvd = metrics.read_uvd_file(path, num_joints)
@@ -159,6 +160,25 @@ def evaluate_prediction_files(dataset, labels_path, prediction_paths,
       paths=list(prediction_paths), labels_path=labels_path, camera=camera)
   report["dataset"] = dataset
   return report
+
+
+def _read_labels(dataset, labels_path):
+  """(layout name, (N, J, 3) uvd) of a label file of ``dataset``.
+
+  Synthetic data comes in any layout (its camera.json names it), so its
+  label file's joint count names the layout, as for the synthetic reader.
+  """
+  if dataset != dataset_profiles.SYNTHETIC.name:
+    skeleton = dataset_profiles.get_profile(dataset).skeleton
+    return skeleton, metrics.read_uvd_file(
+        labels_path, skeletons.get_skeleton(skeleton).num_joints)
+  gt_uvd = metrics.read_uvd_file(labels_path)
+  layout = icvl.LAYOUTS_BY_JOINT_COUNT.get(gt_uvd.shape[1])
+  if layout is None:
+    raise metrics.PredictionFileError(
+        f"{labels_path}: {gt_uvd.shape[1]} joints a line; synthetic labels "
+        f"have one of {sorted(icvl.LAYOUTS_BY_JOINT_COUNT)}")
+  return layout, gt_uvd
 
 
 def _success_at(method, threshold_mm):
@@ -251,7 +271,7 @@ def predict_records(model, data_dir, *, batch_size=64, subjects=None,
   dataset = input_pipeline.make_dataset(data_dir, batch_size=batch_size,
                                         training=False, subjects=subjects,
                                         shards=shards)
-  for batch in dataset:
+  for batch in input_pipeline.batches(dataset, data_dir):
     batch = {k: v.numpy() for k, v in batch.items()}
     uvz = geometry.convert_uvz(np.asarray(predict(batch["depth"]), np.float64),
                                batch["depth"].shape[1],
@@ -268,6 +288,39 @@ def predict_records(model, data_dir, *, batch_size=64, subjects=None,
     columns["gt_xyz"].append(batch["joints_xyz"])
     columns["intrinsics"].append(batch["camera"])
   return {k: np.concatenate(v) for k, v in columns.items()}
+
+
+def check_agreement(dataset, data_dir, manifest, model_config, model_path):
+  """Raises ValueError naming what disagrees: --dataset, records, model.
+
+  The model mode measures with ``dataset``'s evaluation camera and reports
+  under the records' joint names, so the three must be of one dataset and
+  one joint layout; a model of another layout with as many joints would
+  otherwise give numbers under the wrong names.
+
+  Args:
+    dataset: the --dataset flag.
+    data_dir: the prepared split; ``manifest`` its manifest.
+    model_config: the model's build arguments (``run_dir.read_model_config``
+      of ``model_path``).
+    model_path: the .keras file.
+  """
+  problems = []
+  try:
+    records_manifest.check_dataset(data_dir, manifest, dataset)
+  except ValueError as e:
+    problems.append(str(e))
+  skeleton = model_config.get("skeleton")
+  layout = skeleton.get("name") if isinstance(skeleton, dict) else skeleton
+  num_joints = model_config.get("num_joints")
+  if (num_joints != manifest["num_joints"] or
+      layout not in (None, manifest["skeleton"])):
+    problems.append(
+        f"the model {model_path} predicts {num_joints} {layout or 'unnamed'} "
+        f"joints but the records hold {manifest['num_joints']} "
+        f"{manifest['skeleton']} joints")
+  if problems:
+    raise ValueError("; ".join(problems))
 
 
 def evaluate_predictions(predictions, dataset, skeleton, name):

@@ -24,9 +24,12 @@ H × W). Batch normalization is folded into the preceding convolutions first
 (``batch_norm_folding``).
 """
 
+import ctypes
+import errno
 import json
 import os
 import shutil
+import sys
 
 from jgr_p2o_tf import batch_norm_folding
 from jgr_p2o_tf import dataset_profiles
@@ -35,6 +38,10 @@ from jgr_p2o_tf import records_manifest
 from jgr_p2o_tf import run_dir
 from jgr_p2o_tf import saved_model_contract
 from jgr_p2o_tf import skeletons
+
+# renameat2(2): the current directory as base, and the flag that swaps.
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
 
 
 def output_spec(model):
@@ -146,6 +153,63 @@ def _serving_module(model, cube, crop_size, metadata_path, jit_compile,
   return module
 
 
+def _exchange_directories(a, b):
+  """Swaps two directories in one step (Linux ``renameat2`` RENAME_EXCHANGE).
+
+  Raises:
+    OSError: the system or the filesystem cannot.
+  """
+  if not sys.platform.startswith("linux"):
+    raise OSError(errno.ENOSYS, "renameat2 is Linux only")
+  renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+  if renameat2 is None:
+    raise OSError(errno.ENOSYS, "this C library has no renameat2")
+  renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int,
+                        ctypes.c_char_p, ctypes.c_uint]
+  if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b),
+               _RENAME_EXCHANGE):
+    code = ctypes.get_errno()
+    raise OSError(code, os.strerror(code), a)
+
+
+def _move_into_place(partial, export_dir):
+  """Puts the finished export at export_dir, replacing the old one whole.
+
+  Swapped in one step where the system can, so that a kill at any moment
+  leaves export_dir holding the old export or the new one. Otherwise two
+  renames, the old export waiting at ``{export_dir}.old`` between them:
+  ``_recover_interrupted_export`` puts it back after a kill there.
+  """
+  if not os.path.exists(export_dir):
+    os.replace(partial, export_dir)
+    return
+  try:
+    _exchange_directories(partial, export_dir)
+  except OSError:
+    old = export_dir + ".old"
+    os.replace(export_dir, old)
+    os.replace(partial, export_dir)
+    shutil.rmtree(old)
+  else:
+    shutil.rmtree(partial)  # now the old export
+
+
+def _recover_interrupted_export(export_dir):
+  """Undoes what a killed export left beside export_dir.
+
+  ``.partial``: an unfinished export, or after the swap the old one; ``.old``:
+  the old export, back at export_dir if the kill came between the two
+  renames of ``_move_into_place``.
+  """
+  old = export_dir + ".old"
+  if os.path.isdir(old):
+    if os.path.exists(export_dir):
+      shutil.rmtree(old)
+    else:
+      os.replace(old, export_dir)
+  shutil.rmtree(export_dir + ".partial", ignore_errors=True)
+
+
 def _check_export_dir(export_dir, overwrite):
   """The absolute export_dir, if it may be written; ValueError otherwise."""
   export_dir = os.path.abspath(export_dir)
@@ -168,8 +232,9 @@ def export_saved_model(keras_model, export_dir, *, skeleton, cube_mm,
                        overwrite=False, source=None):
   """Writes ``keras_model`` as a SavedModel (see ``saved_model_contract``).
 
-  The directory is written under ``{export_dir}.partial`` and renamed when
-  complete, so an interrupted export leaves no half-written SavedModel.
+  The directory is written under ``{export_dir}.partial`` and swapped in
+  when complete (``_move_into_place``), so a killed export leaves the old
+  SavedModel or the new one whole, and the next export clears what it left.
 
   Args:
     keras_model: a model of ``model.build_model`` (any dtype policy).
@@ -201,6 +266,7 @@ def export_saved_model(keras_model, export_dir, *, skeleton, cube_mm,
   if crop_size is not None and crop_size != model_size:
     raise ValueError(f"crop_size {crop_size} differs from the model's input "
                      f"size {model_size}")
+  _recover_interrupted_export(os.path.abspath(export_dir))
   export_dir = _check_export_dir(export_dir, overwrite)
   if camera is None and dataset in dataset_profiles.PROFILES:
     camera = dataset_profiles.PROFILES[dataset].camera
@@ -217,7 +283,6 @@ def export_saved_model(keras_model, export_dir, *, skeleton, cube_mm,
       batch_norm_folded=num_folded, source=source,
       coordinate_convention=convention)
   partial = export_dir + ".partial"
-  shutil.rmtree(partial, ignore_errors=True)
   os.makedirs(partial)
   metadata_path = os.path.join(partial, saved_model_contract.METADATA_FILE)
   with open(metadata_path, "w", encoding="utf-8") as f:
@@ -232,9 +297,7 @@ def export_saved_model(keras_model, export_dir, *, skeleton, cube_mm,
               module.full_frame.get_concrete_function(),
           saved_model_contract.SIGNATURE_CROP:
               module.crop.get_concrete_function()})
-  if os.path.exists(export_dir):
-    shutil.rmtree(export_dir)
-  os.replace(partial, export_dir)
+  _move_into_place(partial, export_dir)
   return metadata
 
 

@@ -188,19 +188,26 @@ def predict_files(predictor, paths, camera, *, dataset=None, centre_xyz=None,
   """
   if centre_xyz is not None:
     centre_xyz = np.asarray(centre_xyz, np.float32)
-    if centre_xyz.shape != (3,) or not centre_xyz[2] > 0:
-      raise ValueError(f"the centre must be x,y,z in mm with z > 0, got "
-                       f"{centre_xyz.tolist()}")
+    if not centres.centre_in_frame(centre_xyz, camera):
+      raise ValueError(
+          f"the centre must be x,y,z in mm, finite, with z > 0 and inside "
+          f"the {camera.width}×{camera.height} image, got "
+          f"{centre_xyz.tolist()}{_projection(centre_xyz, camera)}")
   results = []
   for path in paths:
     path = os.fspath(path)
     depth = read_depth(path, camera, dataset)
+    if not np.all(np.isfinite(depth)):
+      raise frame_lib.DatasetError("depth values that are not finite",
+                                   path=path)
     centre = centre_xyz
     if centre is None:
       centre = centres.compute_centre(depth, camera,
                                       cube_mm=predictor.cube_mm,
                                       frame_id=path)
     outputs = predictor.predict(depth, centre, camera)
+    if not all(np.all(np.isfinite(v)) for v in outputs.values()):
+      raise ValueError(f"{path}: the model's joints are not finite")
     result = {
         "file": path,
         "centre_xyz": [float(c) for c in centre],
@@ -213,6 +220,14 @@ def predict_files(predictor, paths, camera, *, dataset=None, centre_xyz=None,
       on_frame(result, depth)
     results.append(result)
   return results
+
+
+def _projection(centre_xyz, camera):
+  """Where a centre in front of the camera projects, for error messages."""
+  if not (np.all(np.isfinite(centre_xyz)) and centre_xyz[2] > 0):
+    return ""
+  u, v, _ = geometry.xyz_to_uvd(np.asarray(centre_xyz, np.float64), camera)
+  return f" (it projects to u={u:.1f}, v={v:.1f})"
 
 
 def plot_file_name(path, taken):
@@ -236,9 +251,10 @@ def write_predictions(path, predictor, camera, results):
       "cube_mm": predictor.metadata["cube_mm"],
       "frames": results,
   }
+  # Strict JSON: a NaN or Infinity would be written as no JSON reader takes.
+  text = json.dumps(report, indent=1, allow_nan=False)
   tmp = path + ".tmp"
   with open(tmp, "w", encoding="utf-8") as f:
-    json.dump(report, f, indent=1)
-    f.write("\n")
+    f.write(text + "\n")
   os.replace(tmp, path)
   return report

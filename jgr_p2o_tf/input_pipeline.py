@@ -77,3 +77,21 @@ def make_dataset(data_dir, *, batch_size, training, seed=None, subjects=None,
                                                  crop_size),
       num_parallel_calls=tf.data.AUTOTUNE,
       deterministic=deterministic).prefetch(tf.data.AUTOTUNE)
+
+
+def batches(dataset, data_dir):
+  """Iterates ``dataset``, a pipeline over ``data_dir``'s records.
+
+  A missing, truncated or corrupt shard, which TensorFlow reports as an
+  error at an offset, becomes a ValueError naming the shard
+  (``records_manifest.read_error``).
+  """
+  iterator = iter(dataset)
+  while True:
+    try:
+      batch = next(iterator)
+    except StopIteration:
+      return
+    except (tf.errors.DataLossError, tf.errors.NotFoundError) as e:
+      raise records_manifest.read_error(data_dir, e) from None
+    yield batch

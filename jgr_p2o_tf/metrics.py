@@ -122,11 +122,14 @@ def read_uvd_file(path, num_joints=None):
   Raises:
     PredictionFileError: naming the file and line, when a line has a wrong
       number of values or a value that is not a finite number, or the file
-      has no frames.
+      has no frames or is not text.
     OSError: when the file cannot be read.
   """
-  with open(path, encoding="utf-8") as f:
-    lines = f.read().rstrip().splitlines()
+  try:
+    with open(path, encoding="utf-8") as f:
+      lines = f.read().rstrip().splitlines()
+  except UnicodeDecodeError as e:
+    raise PredictionFileError(f"{path}: not a text file ({e})") from None
   if not lines:
     raise PredictionFileError(f"{path}: no frames")
   expected = None if num_joints is None else 3 * num_joints

@@ -9,11 +9,13 @@ what the crops are (skeleton, num_joints, camera) and the progress:
    "counts": {"read", "written", "skipped", "skipped_by_kind": {kind: n}},
    "planned_shards": [{"file", "subject", "frames": [start, stop]}, ...],
    "shards": [{"file", "subject", "frames", "read", "written",
-               "skipped"}, ...],      # the finished ones, in frame order
+               "skipped", "bytes", "sha256"}, ...],  # the finished ones,
+                                     # in frame order
    "skipped": [{"index", "frame_id", "shard", "kind", "reason"}, ...],
    "subjects": {subject: {"shards", "written", "skipped"}}}  # MSRA only
 """
 
+import hashlib
 import itertools
 import json
 import os
@@ -47,6 +49,84 @@ def read_manifest(split_dir, *, require_complete=True):
     raise ValueError(f"{path}: data_prep has not finished this split "
                      f"(rerun it to write the missing shards)")
   return manifest
+
+
+def file_digest(path):
+  """(size in bytes, SHA-256 hex digest) of a file, as the manifest has them."""
+  digest, size = hashlib.sha256(), 0
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+      size += len(block)
+  return size, digest.hexdigest()
+
+
+def shard_problem(split_dir, shard):
+  """What is wrong with a finished shard's file, or None if it is whole.
+
+  Missing, or another size or SHA-256 than the manifest's entry records
+  (entries of earlier versions have neither: existence only).
+  """
+  path = os.path.join(split_dir, shard["file"])
+  if not os.path.isfile(path):
+    return "missing"
+  if "bytes" not in shard:
+    return None
+  size, digest = file_digest(path)
+  if size != shard["bytes"]:
+    return f"{size} bytes where the manifest records {shard['bytes']}"
+  if digest != shard["sha256"]:
+    return "corrupt: its SHA-256 differs from the manifest's"
+  return None
+
+
+def verify_shards(split_dir, manifest=None):
+  """Checks every shard of a split against its manifest (size, SHA-256).
+
+  What training and evaluation do before reading a split, so that a bad
+  shard stops them at the start rather than hours into an epoch.
+
+  Raises:
+    ValueError: naming the first bad shard and what is wrong with it.
+  """
+  if manifest is None:
+    manifest = read_manifest(split_dir)
+  for shard in manifest["shards"]:
+    problem = shard_problem(split_dir, shard)
+    if problem:
+      raise ValueError(_bad_shard_message(split_dir, shard, problem))
+
+
+def read_error(split_dir, error):
+  """The ValueError for a TensorFlow error reading a split's records.
+
+  TensorFlow names the offset, not the file: the shards are checked to
+  name the bad one.
+
+  Args:
+    split_dir: the split read.
+    error: the ``tf.errors.OpError`` (DataLossError, NotFoundError).
+  """
+  manifest = read_manifest(split_dir, require_complete=False)
+  for shard in manifest["shards"]:
+    problem = shard_problem(split_dir, shard)
+    if problem:
+      return ValueError(_bad_shard_message(split_dir, shard, problem))
+  message = " ".join(error.message.split())
+  return ValueError(f"{split_dir}: reading its records failed ({message})")
+
+
+def _bad_shard_message(split_dir, shard, problem):
+  return (f"{os.path.join(split_dir, shard['file'])}: {problem}; rerun "
+          f"data_prep with the same flags to write this shard again")
+
+
+def check_dataset(split_dir, manifest, dataset):
+  """ValueError unless the split was prepared from ``dataset`` (--dataset)."""
+  if manifest.get("dataset") != dataset:
+    raise ValueError(
+        f"--dataset={dataset} but the records in {split_dir} were prepared "
+        f"from {manifest.get('dataset')} ({manifest_path(split_dir)})")
 
 
 def write_manifest(split_dir, manifest, planned_shards, finished_shards):

@@ -16,8 +16,10 @@ split. Evaluate, export, the notebook (and infer, through export) find their
 model here.
 """
 
+import glob
 import json
 import os
+import zipfile
 
 from jgr_p2o_tf import records_manifest
 from jgr_p2o_tf import train_config
@@ -151,6 +153,47 @@ def read_train_config(model_dir):
   return config
 
 
+def check_resumable(config):
+  """ValueError if ``config.model_dir`` holds a run made with other settings.
+
+  Called before anything is written there: a run that has a checkpoint or a
+  model keeps its config.json, flags.txt and checkpoints when it is
+  restarted with another value of a ``train_config.FIXED_FOR_A_RUN``
+  setting (another skeleton or width would not restore).
+
+  Args:
+    config: the TrainConfig of the restart; an empty skeleton stands for
+      its records' (as the trainer resolves it).
+  """
+  model_dir = config.model_dir
+  trained = (glob.glob(os.path.join(model_dir, "checkpoints", "ckpt-*")) or
+             any(os.path.exists(os.path.join(model_dir, f"{m}.keras"))
+                 for m in MODEL_CHOICES))
+  if not trained or not os.path.exists(os.path.join(model_dir, CONFIG_FILE)):
+    return
+  saved = read_train_config(model_dir)
+  wanted = dict(vars(config))
+  if not wanted["skeleton"]:
+    wanted["skeleton"] = records_manifest.read_manifest(
+        config.train_dir)["skeleton"]
+  differing = [name for name in train_config.FIXED_FOR_A_RUN
+               if name in saved and saved[name] != wanted[name]]
+  if not differing:
+    return
+
+  def setting(name):
+    if name == "skeleton" and not config.skeleton:  # no flag: the records'
+      return f"skeleton {wanted[name]} of the records in {config.train_dir}"
+    return f"--{name}={wanted[name]}"
+
+  raise ValueError(
+      f"{model_dir} holds a run trained with other settings: " + ", ".join(
+          f"{setting(name)} (the run's: {saved[name]})"
+          for name in differing) +
+      f"; restart it with its own flags (--flagfile={model_dir}/flags.txt) "
+      "or choose another --model_dir")
+
+
 def training_manifest(config):
   """The dataset facts of a run (cube, camera, dataset, skeleton), or None.
 
@@ -165,6 +208,36 @@ def training_manifest(config):
                                           require_complete=False)
   except FileNotFoundError:
     return None
+
+
+def read_model_config(path):
+  """The build arguments of the model in a .keras file, without loading it.
+
+  Reads the file's config.json (no TensorFlow needed) after checking the
+  archive whole: every member's CRC.
+
+  Raises:
+    FileNotFoundError: no such file.
+    ValueError: naming the file, when it is truncated, corrupt or not a
+      .keras archive.
+  """
+  try:
+    with zipfile.ZipFile(path) as archive:
+      corrupt = archive.testzip()
+      config = json.loads(archive.read("config.json"))
+  except FileNotFoundError:
+    raise FileNotFoundError(f"{path}: no such model file") from None
+  except (OSError, EOFError, KeyError, UnicodeDecodeError, zipfile.BadZipFile,
+          json.JSONDecodeError) as e:
+    raise ValueError(f"{path}: truncated, corrupt or not a .keras file "
+                     f"({e})") from None
+  if corrupt is not None:
+    raise ValueError(f"{path}: corrupt .keras file ({corrupt} fails its "
+                     f"checksum)")
+  if not isinstance(config, dict) or not isinstance(config.get("config"),
+                                                    dict):
+    raise ValueError(f"{path}: not a .keras model file (no model config)")
+  return config["config"]
 
 
 def load_keras_model(path, mixed_precision="none"):
@@ -184,6 +257,7 @@ def load_keras_model(path, mixed_precision="none"):
   if mixed_precision not in train_config.MIXED_PRECISION:
     raise ValueError(f"mixed_precision={mixed_precision!r} is not one of "
                      f"{', '.join(train_config.MIXED_PRECISION)}")
+  read_model_config(path)
   try:
     model = keras.saving.load_model(path, compile=False)
   except (OSError, ValueError) as e:

@@ -25,6 +25,8 @@ from absl import flags
 from jgr_p2o_tf import cli
 from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import geometry
+from jgr_p2o_tf import records_manifest
+from jgr_p2o_tf import run_dir
 from jgr_p2o_tf import train_config
 
 _DATASET = flags.DEFINE_enum("dataset", None, dataset_profiles.NAMES,
@@ -150,19 +152,26 @@ def config_from_flags():
   if not os.path.isdir(train_dir):
     raise ValueError(f"--data_dir={data_dir} has no {os.path.basename(train_dir)}"
                      f"/ split: prepare it with python -m data_prep")
+  for split_dir in filter(None, (train_dir, flags.FLAGS.validation_dir)):
+    records_manifest.check_dataset(
+        split_dir, records_manifest.read_manifest(split_dir), profile.name)
   values = {
       "train_dir": train_dir, "model_dir": _MODEL_DIR.value,
       "epochs": _EPOCHS.value or profile.epochs}
   for field in dataclasses.fields(train_config.TrainConfig):
     if field.name in _FIELD_FLAGS:
       values[field.name] = flags.FLAGS[field.name].value
-  return train_config.TrainConfig(**values)
+  config = train_config.TrainConfig(**values)
+  config.validate()
+  return config
 
 
 def main(argv):
   del argv
-  from jgr_p2o_tf import trainer  # pylint: disable=g-import-not-at-top
   config = config_from_flags()
+  run_dir.check_resumable(config)
+  # Imported here: TensorFlow takes seconds, and flag errors need none of it.
+  from jgr_p2o_tf import trainer  # pylint: disable=g-import-not-at-top
   cli.write_flags(config.model_dir)
   history = trainer.train(config)
   if history:

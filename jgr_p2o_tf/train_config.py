@@ -128,3 +128,11 @@ class TrainConfig:
 # The defaults of the fields that have one, by name.
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)
             if f.default is not dataclasses.MISSING}
+
+# The settings a run's checkpoints and step count are made with: resuming a
+# run with another value of one of them is refused. The others (learning
+# rate, loss weights, augmentation, epochs, logging, strategy, ...) may
+# change between the runs of one model directory.
+FIXED_FOR_A_RUN = ("skeleton", "num_stacks", "graph", "head", "num_features",
+                   "coordinate_convention", "mixed_precision",
+                   "weight_decay_mode", "batch_size", "test_subject")

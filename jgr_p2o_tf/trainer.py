@@ -1,11 +1,19 @@
 """Training library: the compiled train step, checkpoints, validation, logs.
 
 ``train(config)`` is what ``python -m jgr_p2o_tf.train`` calls. It is
-restartable at any moment: every checkpoint stores the model, the optimizer
-and the global step; on start the latest checkpoint is restored and the
-interrupted epoch resumes at the batch after the last checkpointed step (each
-epoch's shuffle order is a function of the seed and the epoch number, so the
-remaining batches are the ones the killed run would have seen).
+restartable at any moment: every checkpoint stores the model, the optimizer,
+the global step and the epoch's loss so far; on start the latest checkpoint
+is restored and the interrupted epoch resumes at the batch after the last
+checkpointed step (each epoch's shuffle order is a function of the seed and
+the epoch number, so the remaining batches are the ones the killed run would
+have seen). The end of an epoch (validation, best.keras, last.keras, then its
+history record) is redone whole when a kill interrupted it.
+
+Before anything is written: a restart with other settings than the run's
+(``train_config.FIXED_FOR_A_RUN``) is refused, every shard of the records is
+checked against its manifest, and the temporary files of a killed run are
+removed. A non-finite loss, weight or validation error stops the run
+(``TrainingDiverged``) before that step's checkpoint, models or history.
 
 Files in ``model_dir``:
   * ``config.json``: the resolved ``train_config.TrainConfig`` (the CLI also
@@ -40,9 +48,11 @@ third of the rate).
 """
 
 import dataclasses
+import glob
 import json
 import math
 import os
+import shutil
 import tempfile
 
 import keras
@@ -186,8 +196,14 @@ class Trainer:
       self.optimizer = make_optimizer(config, self.learning_rate)
       self.optimizer.build(self.model.trainable_variables)
       self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+      # The sum and count of this epoch's step losses at the checkpoint, so
+      # that a resumed epoch reports the mean over all its steps.
+      self.epoch_loss = tf.Variable([0.0, 0.0], dtype=tf.float64,
+                                    trainable=False, name="epoch_loss")
     self.checkpoint = tf.train.Checkpoint(
-        model=self.model, optimizer=self.optimizer, step=self.step)
+        model=self.model, optimizer=self.optimizer, step=self.step,
+        epoch_loss=self.epoch_loss)
+    self._saved_step = None
     # Every worker takes part in saving; only the chief's copy is kept.
     self.checkpoint_dir = os.path.join(config.model_dir, "checkpoints")
     checkpoint_dir = self.checkpoint_dir
@@ -262,17 +278,65 @@ class Trainer:
     path = tf.train.latest_checkpoint(self.checkpoint_dir)
     if path:
       self.checkpoint.restore(path).assert_existing_objects_matched()
+      self._saved_step = int(self.step.numpy())
     return int(self.step.numpy())
 
-  def save_checkpoint(self):
-    self.manager.save(checkpoint_number=int(self.step.numpy()))
+  def save_checkpoint(self, loss_sum, loss_steps):
+    """Checkpoints this step once, with the epoch's loss so far.
+
+    Raises:
+      TrainingDiverged: the weights are not all finite; nothing is written,
+        so the rotation never drops a good checkpoint for a broken one.
+    """
+    step = int(self.step.numpy())
+    if step == self._saved_step:
+      return
+    if not all(np.all(np.isfinite(w)) for w in self.model.get_weights()):
+      raise TrainingDiverged(step, "weights are not all finite",
+                             self.checkpoint_dir)
+    self.epoch_loss.assign([loss_sum, loss_steps])
+    self.manager.save(checkpoint_number=step)
+    self._saved_step = step
+
+  def epoch_loss_so_far(self):
+    """(sum, steps) of the current epoch's losses at the restored step."""
+    loss_sum, loss_steps = self.epoch_loss.numpy()
+    return float(loss_sum), int(loss_steps)
+
+
+class TrainingDiverged(ValueError):
+  """A non-finite loss, weight or validation error; the run stopped.
+
+  Raised before anything of that step is written: the latest checkpoint,
+  best.keras, last.keras and history.json hold the run as it was at the
+  last checkpoint.
+  """
+
+  def __init__(self, step, what, checkpoint_dir):
+    latest = tf.train.latest_checkpoint(checkpoint_dir)
+    kept = (f"{latest} is the last checkpoint, and best.keras, last.keras and "
+            "history.json are as they were" if latest
+            else "there is no checkpoint yet")
+    super().__init__(
+        f"training diverged at step {step}: {what}; stopped before writing "
+        f"it: {kept}; rerun with a lower --learning_rate")
 
 
 def train(config, log=print):
-  """Trains (or resumes) a model as ``config`` says; returns the history."""
+  """Trains (or resumes) a model as ``config`` says; returns the history.
+
+  Raises:
+    ValueError: bad settings, records or a resume with settings other than
+      the run's (nothing written then).
+    TrainingDiverged: a non-finite loss, weight or validation error; nothing
+      of the diverged steps is written.
+  """
+  run_dir.check_resumable(config)
+  _verify_records(config)
   trainer = Trainer(config)
   os.makedirs(config.model_dir, exist_ok=True)
   if trainer.is_chief:
+    _remove_leftovers(config.model_dir, trainer.checkpoint_dir)
     _atomic_write_text(os.path.join(config.model_dir, "config.json"),
                        json.dumps(dataclasses.asdict(config), indent=2))
   history_path = os.path.join(config.model_dir, "history.json")
@@ -286,57 +350,136 @@ def train(config, log=print):
   total_steps = trainer.steps_per_epoch * config.epochs
   if config.max_steps:
     total_steps = min(total_steps, config.max_steps)
-  validation = trainer.validation
   writers = _summary_writers(config.model_dir, trainer.is_chief)
 
   step = start
+  if _epoch_left_unfinished(step, trainer.steps_per_epoch, total_steps,
+                            history):
+    history, best = _finish_epoch(
+        trainer, (step - 1) // trainer.steps_per_epoch, step,
+        trainer.epoch_loss_so_far(), history, best, writers, log)
   while step < total_steps:
     epoch, skip = divmod(step, trainer.steps_per_epoch)
     steps_this_epoch = min(trainer.steps_per_epoch, total_steps - epoch *
                            trainer.steps_per_epoch) - skip
     dataset = trainer.strategy.experimental_distribute_dataset(
         trainer._dataset(epoch).skip(skip).take(steps_this_epoch))
-    losses_this_epoch = []
+    loss_sum, loss_steps = trainer.epoch_loss_so_far() if skip else (0.0, 0)
     bar = tqdm(total=steps_this_epoch, desc=f"epoch {epoch + 1}/{config.epochs}",
                disable=not (config.progress_bar and trainer.is_chief),
                unit="step", dynamic_ncols=True)
-    for batch in dataset:
+    for batch in input_pipeline.batches(dataset, config.train_dir):
       loss, parts = trainer.train_step(batch)
       step += 1
-      losses_this_epoch.append(float(loss))
+      loss = _finite_loss(loss, step, trainer)
+      loss_sum += loss
+      loss_steps += 1
       bar.update(1)
-      bar.set_postfix(loss=f"{float(loss):.4f}")
+      bar.set_postfix(loss=f"{loss:.4f}")
       if step % config.log_every_steps == 0:
         _log_scalars(writers["train"], step, loss, parts,
                      trainer.learning_rate(step))
       if step % config.checkpoint_every_steps == 0:
-        trainer.save_checkpoint()
+        trainer.save_checkpoint(loss_sum, loss_steps)
     bar.close()
-    trainer.save_checkpoint()
-    record = {"epoch": epoch + 1, "step": step,
-              "train_loss": float(np.mean(losses_this_epoch))}
-    if validation:
-      error, _ = trainer.validate(validation)
-      record["validation_mean_error_mm"] = error
-      _log_validation(writers["validation"], step, error, trainer, validation)
-      log(f"epoch {epoch + 1}: loss {record['train_loss']:.4f}, validation "
-          f"mean error {error:.2f} mm")
-      if trainer.is_chief and error < best["mean_error_mm"]:
-        best = {"epoch": epoch + 1, "step": step, "mean_error_mm": error,
-                "validation": validation.describe()}
-        save_model_atomically(
-            trainer.model, os.path.join(config.model_dir, run_dir.BEST_MODEL))
-        _atomic_write_text(
-            os.path.join(config.model_dir, run_dir.BEST_RECORD),
-            json.dumps(best, indent=2))
-    else:
-      log(f"epoch {epoch + 1}: loss {record['train_loss']:.4f}")
-    if trainer.is_chief:
-      save_model_atomically(trainer.model,
-                            os.path.join(config.model_dir, run_dir.LAST_MODEL))
-      history = [h for h in history if h["epoch"] != epoch + 1] + [record]
-      _atomic_write_text(history_path, json.dumps(history, indent=2))
+    trainer.save_checkpoint(loss_sum, loss_steps)
+    history, best = _finish_epoch(trainer, epoch, step, (loss_sum, loss_steps),
+                                  history, best, writers, log)
   return history
+
+
+def _verify_records(config):
+  """Every shard to be read whole, before hours of training depend on it."""
+  for split_dir in dict.fromkeys(filter(None, (config.train_dir,
+                                               config.validation_dir))):
+    records_manifest.verify_shards(split_dir)
+
+
+def _finite_loss(loss, step, trainer):
+  """The step's loss as a float; TrainingDiverged if it is not finite."""
+  loss = float(loss)
+  if not math.isfinite(loss):
+    raise TrainingDiverged(step, f"the training loss is {loss}",
+                           trainer.checkpoint_dir)
+  return loss
+
+
+def _epoch_left_unfinished(step, steps_per_epoch, total_steps, history):
+  """Whether the run stopped between an epoch's last checkpoint and its record.
+
+  A kill during the epoch's validation or model saves leaves the checkpoint
+  of its last step but no history record of that step: the rerun finishes
+  the epoch before it goes on.
+  """
+  at_epoch_end = step > 0 and (step % steps_per_epoch == 0 or
+                               step == total_steps)
+  return at_epoch_end and not any(h["step"] == step for h in history)
+
+
+def _finish_epoch(trainer, epoch, step, epoch_loss, history, best, writers,
+                  log):
+  """Validation, best/last models and the history record of an ended epoch.
+
+  Runs after the epoch's last checkpoint; history.json is written last, so
+  a run killed in here finishes the epoch whole when rerun.
+
+  Args:
+    trainer: the Trainer.
+    epoch: the epoch's index (0-based).
+    step: the global step it ended at.
+    epoch_loss: (sum, steps) of its step losses.
+    history: the history so far; ``best``: best.json's contents.
+    writers: the TensorBoard writers; ``log``: prints a line.
+
+  Returns:
+    (history, best), updated.
+  """
+  config = trainer.config
+  validation = trainer.validation
+  history_path = os.path.join(config.model_dir, "history.json")
+  loss_sum, loss_steps = epoch_loss
+  # Checkpoints of earlier versions do not hold the epoch's loss.
+  train_loss = loss_sum / loss_steps if loss_steps else None
+  record = {"epoch": epoch + 1, "step": step, "train_loss": train_loss}
+  loss_text = "?" if train_loss is None else f"{train_loss:.4f}"
+  if validation:
+    error, _ = trainer.validate(validation)
+    if not math.isfinite(error):
+      raise TrainingDiverged(step, f"the validation error is {error} mm",
+                             trainer.checkpoint_dir)
+    record["validation_mean_error_mm"] = error
+    _log_validation(writers["validation"], step, error, trainer, validation)
+    log(f"epoch {epoch + 1}: loss {loss_text}, validation "
+        f"mean error {error:.2f} mm")
+    if trainer.is_chief and error < best["mean_error_mm"]:
+      best = {"epoch": epoch + 1, "step": step, "mean_error_mm": error,
+              "validation": validation.describe()}
+      save_model_atomically(
+          trainer.model, os.path.join(config.model_dir, run_dir.BEST_MODEL))
+      _atomic_write_text(
+          os.path.join(config.model_dir, run_dir.BEST_RECORD),
+          json.dumps(best, indent=2, allow_nan=False))
+  else:
+    log(f"epoch {epoch + 1}: loss {loss_text}")
+  if trainer.is_chief:
+    save_model_atomically(trainer.model,
+                          os.path.join(config.model_dir, run_dir.LAST_MODEL))
+    history = [h for h in history if h["epoch"] != epoch + 1] + [record]
+    _atomic_write_text(history_path,
+                       json.dumps(history, indent=2, allow_nan=False))
+  return history, best
+
+
+def _remove_leftovers(model_dir, checkpoint_dir):
+  """Temporary files of a killed run: checkpoint ``_temp`` folders, models.
+
+  Each is rewritten whole by the step or epoch that made it.
+  """
+  for path in glob.glob(os.path.join(checkpoint_dir, "*_temp")):
+    shutil.rmtree(path, ignore_errors=True)
+  for path in glob.glob(os.path.join(model_dir, "*.tmp")) + glob.glob(
+      os.path.join(model_dir, "*.tmp.keras")):
+    os.remove(path)
 
 
 def _read_json(path, default):

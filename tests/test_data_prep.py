@@ -211,6 +211,12 @@ def _empty_crop(root, frames, centres):
   return root
 
 
+def _centre_off_the_hand(root, frames, centres):
+  # On the hand's edge: hand pixels in the cube, the hand's centre not.
+  centres[1] = centres[1] + np.array([160.0, 0.0, 0.0])
+  return root / "centres.txt"
+
+
 BAD_CASES = {
     "missing": (_missing, data_preparation.READ_ERROR, "missing file"),
     "truncated": (_truncated, data_preparation.READ_ERROR, "truncated or corrupt"),
@@ -221,6 +227,9 @@ BAD_CASES = {
     "centre_outside": (_centre_outside, data_preparation.CENTRE_OUTSIDE_FRAME,
                        "outside the 320×240 frame"),
     "empty_crop": (_empty_crop, data_preparation.EMPTY_CROP, "no hand pixels"),
+    "centre_off_the_hand": (_centre_off_the_hand,
+                            data_preparation.HAND_OUTSIDE_CUBE,
+                            "outside the [250.0, 250.0, 250.0] mm cube"),
 }
 
 

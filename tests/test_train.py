@@ -1,11 +1,9 @@
-"""Training: learning, resuming after SIGKILL, distribution, bad flags."""
+"""Training: learning, distribution, bad flags (kills: test_fault_injection)."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -50,48 +48,6 @@ def test_loss_falls_and_validation_error_improves(synthetic_records, tmp_path):
   assert best["validation"]["shards"] == ["train-00003-of-00004.tfrecord"]
   from jgr_p2o_tf import run_dir  # pylint: disable=g-import-not-at-top
   assert run_dir.resolve_model_path(tmp_path) == str(tmp_path / "best.keras")
-
-
-def test_resumes_after_sigkill_with_the_same_step_count(synthetic_records,
-                                                        tmp_path):
-  model_dir = tmp_path / "model"
-  command = _train_command(synthetic_records, model_dir, "--epochs=2",
-                           "--checkpoint_every_steps=3")
-  process = subprocess.Popen(command, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
-  checkpoints = model_dir / "checkpoints"
-  deadline = time.time() + 240
-  # Kill it mid-epoch, once the step-3 checkpoint is complete (the index file
-  # "checkpoint" names it).
-  while time.time() < deadline and process.poll() is None:
-    index = checkpoints / "checkpoint"
-    if index.exists() and "ckpt-3" in index.read_text():
-      break
-    time.sleep(0.2)
-  assert process.poll() is None, process.stdout.read()
-  process.send_signal(signal.SIGKILL)
-  process.wait()
-  assert not (model_dir / "history.json").exists()
-
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  latest = tf.train.latest_checkpoint(str(checkpoints))
-  killed_at = int(latest.rsplit("-", 1)[1])
-  assert 3 <= killed_at < 8
-
-  result = subprocess.run(command, capture_output=True, text=True,
-                          timeout=300)
-  assert result.returncode == 0, result.stderr[-3000:]
-  assert f"at step {killed_at}." in result.stdout
-  history = json.load(open(model_dir / "history.json"))
-  # 256 frames / 32 = 8 steps an epoch: the resumed run ends where an
-  # uninterrupted one would.
-  assert [h["step"] for h in history] == [8, 16]
-  assert tf.train.latest_checkpoint(str(checkpoints)).endswith("ckpt-16")
-  import keras  # pylint: disable=g-import-not-at-top
-  # No validation split: the final model, and no best.keras.
-  keras.models.load_model(model_dir / "last.keras")
-  assert not (model_dir / "best.keras").exists()
-  assert not list(model_dir.glob("**/*.tmp*"))
 
 
 _DISTRIBUTED_STEPS = r"""

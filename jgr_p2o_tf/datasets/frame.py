@@ -11,6 +11,7 @@ what was expected, so that data preparation can report or skip the frame.
 
 import dataclasses
 import os
+import zlib
 
 import numpy as np
 
@@ -119,6 +120,10 @@ def read_png(path, frame, *, dtype, channels, camera):
   if data[:len(_PNG_SIGNATURE)].tobytes() != _PNG_SIGNATURE:
     raise DatasetError(f"not a PNG file ({data.size} bytes), expected "
                        f"{expected}", path=path, frame=frame)
+  damage = _png_damage(data.tobytes())
+  if damage:
+    raise DatasetError(f"truncated or corrupt PNG ({damage}), expected "
+                       f"{expected}", path=path, frame=frame)
   image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
   if image is None:
     raise DatasetError(f"truncated or corrupt PNG, expected {expected}",
@@ -133,6 +138,28 @@ def read_png(path, frame, *, dtype, channels, camera):
         f"got {image.shape[1]}×{image.shape[0]} PNG, expected {expected}",
         path=path, frame=frame)
   return image
+
+
+def _png_damage(data):
+  """What is wrong with a PNG's chunks (length, checksum, end), or None.
+
+  Checked before decoding: libpng would print its complaint about a
+  truncated or corrupt file on stderr, beside the one-line error.
+  """
+  offset = len(_PNG_SIGNATURE)
+  while offset + 12 <= len(data):
+    length = int.from_bytes(data[offset:offset + 4], "big")
+    end = offset + 8 + length
+    if end + 4 > len(data):
+      break
+    kind = data[offset + 4:offset + 8]
+    if zlib.crc32(data[offset + 4:end]) != int.from_bytes(data[end:end + 4],
+                                                          "big"):
+      return f"chunk {kind.decode('latin-1')!r} at byte {offset} fails its CRC"
+    if kind == b"IEND":
+      return None
+    offset = end + 4
+  return f"ends at byte {len(data)} before its IEND chunk"
 
 
 def read_uint16_depth_png(path, frame, camera):

@@ -50,11 +50,13 @@ class LabelFileReader(frame_lib.Reader):
     image_dir: the folder image paths in the label files are relative to.
     camera: the depth camera; PNGs must have its size.
     skeleton: the joint layout, a Skeleton or its name; None takes it from the
-      value count of the first label line (``LAYOUTS_BY_JOINT_COUNT``).
+      value count of the first label line that has one of
+      ``LAYOUTS_BY_JOINT_COUNT``'s (the malformed lines before it are bad
+      frames like any other).
 
   Raises:
     DatasetError: a label file is missing or unreadable, or (skeleton None)
-      the first line's joint count matches no layout.
+      no line's joint count matches a layout.
   """
 
   def __init__(self, label_paths, image_dir, camera, skeleton=None):
@@ -67,23 +69,40 @@ class LabelFileReader(frame_lib.Reader):
     self._line_errors = {}  # index → (label file, message)
     # A flat float32 buffer: ICVL's training labels hold 331k frames.
     values = array.array("f")
+    # Lines read before one names the layout: (label file, number, tokens).
+    waiting = []
     for path in label_paths:
       for number, tokens in _label_lines(path):
         if self.skeleton is None:
-          self.skeleton = skeletons.get_skeleton(
-              _layout_of(path, number, tokens))
-        row, error = _parse_values(tokens[1:], number,
-                                   self.skeleton.num_joints)
-        if error is not None:
-          self._line_errors[len(self.frame_ids)] = (path, error)
-        self.frame_ids.append(tokens[0])
-        values.extend(row)
+          layout = _layout_of(tokens)
+          if layout is None:
+            waiting.append((path, number, tokens))
+            continue
+          self.skeleton = skeletons.get_skeleton(layout)
+        for line in waiting + [(path, number, tokens)]:
+          self._add_line(values, *line)
+        waiting = []
     if self.skeleton is None:
+      if not waiting:
+        raise frame_lib.DatasetError(
+            "no label lines to tell the joint layout from",
+            path=", ".join(label_paths), frame="all")
+      path, number, tokens = waiting[0]
       raise frame_lib.DatasetError(
-          "no label lines to tell the joint layout from",
-          path=", ".join(label_paths), frame="all")
+          f"no label line has the values of 3 × one of "
+          f"{sorted(LAYOUTS_BY_JOINT_COUNT)} joints to tell the layout from; "
+          f"line {number} has {len(tokens) - 1} after the image path",
+          path=path, frame=tokens[0])
     self._joints_uvd = np.frombuffer(values, np.float32).reshape(
         -1, self.skeleton.num_joints, 3)
+
+  def _add_line(self, values, path, number, tokens):
+    """Appends one label line's frame; a malformed one is remembered."""
+    row, error = _parse_values(tokens[1:], number, self.skeleton.num_joints)
+    if error is not None:
+      self._line_errors[len(self.frame_ids)] = (path, error)
+    self.frame_ids.append(tokens[0])
+    values.extend(row)
 
   def read(self, index):
     index = self.check_index(index)
@@ -151,18 +170,12 @@ def _label_lines(path):
                                  frame="all") from None
 
 
-def _layout_of(path, number, tokens):
-  """The layout named by a label line's joint count."""
+def _layout_of(tokens):
+  """The layout named by a label line's joint count, or None."""
   num_values = len(tokens) - 1
-  layout = None
-  if num_values % 3 == 0:
-    layout = LAYOUTS_BY_JOINT_COUNT.get(num_values // 3)
-  if layout is None:
-    raise frame_lib.DatasetError(
-        f"line {number} has {num_values} values after the image path, "
-        f"expected 3 × one of {sorted(LAYOUTS_BY_JOINT_COUNT)} joints",
-        path=path, frame=tokens[0])
-  return layout
+  if num_values % 3:
+    return None
+  return LAYOUTS_BY_JOINT_COUNT.get(num_values // 3)
 
 
 def _parse_values(values, number, num_joints):
