@@ -68,9 +68,87 @@ def build_metadata(model, *, skeleton, cube_mm, camera=None, dataset=None,
       coordinate_convention=geometry.check_convention(coordinate_convention))
 
 
-def _serving_module(model, cube, crop_size, metadata_path, jit_compile,
-                    convention):
-  """The tf.Module that is saved: weights, metadata asset, two functions."""
+def full_frame_signature():
+  """The full-frame signature's inputs: depth, centre_xyz, intrinsics."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return [tf.TensorSpec((None, None, None), tf.float32, name="depth"),
+          tf.TensorSpec((None, 3), tf.float32, name="centre_xyz"),
+          tf.TensorSpec((None, 4), tf.float32, name="intrinsics")]
+
+
+def frame_crops(depth, centre_xyz, intrinsics, cube, crop_size):
+  """The full-frame signature before the network: checks, then the crop.
+
+  Args:
+    depth, centre_xyz, intrinsics: the signature's input tensors.
+    cube: (3,) cube edges in mm.
+    crop_size: S.
+
+  Returns:
+    (depth_crop (B, S, S, 1), affine (B, 2, 3)).
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  depth = tf.ensure_shape(depth, (None, None, None), name="depth")
+  centre_xyz = tf.ensure_shape(centre_xyz, (None, 3), name="centre_xyz")
+  intrinsics = tf.ensure_shape(intrinsics, (None, 4), name="intrinsics")
+  batch = tf.shape(depth)[0]
+  checks = [
+      tf.debugging.assert_equal(
+          tf.shape(centre_xyz)[0], batch,
+          message="centre_xyz must have one row per depth frame (batch "
+          "sizes of centre_xyz and depth differ)"),
+      tf.debugging.assert_equal(
+          tf.shape(intrinsics)[0], batch,
+          message="intrinsics must have one row per depth frame (batch "
+          "sizes of intrinsics and depth differ)"),
+      tf.debugging.assert_positive(
+          tf.shape(depth)[1:],
+          message="depth must be (B, H, W) with H, W >= 1"),
+      tf.debugging.assert_positive(
+          centre_xyz[:, 2],
+          message="centre_xyz z must be > 0 mm (in front of the camera)"),
+      tf.debugging.assert_positive(
+          tf.abs(intrinsics[:, :2]),
+          message="intrinsics fx and fy must be non-zero"),
+  ]
+  with tf.control_dependencies(checks):
+    depth = tf.identity(depth)
+  cube_mm = tf.constant(cube, tf.float32)
+  affine = geometry.crop_affine(geometry.xyz_to_uvd(centre_xyz, intrinsics),
+                                cube_mm, intrinsics, crop_size)
+  depth_crop = geometry.crop_depth_in_graph(
+      depth[..., None], affine, centre_xyz[:, 2],
+      tf.fill([batch], cube_mm[2]), crop_size)
+  return depth_crop, affine
+
+
+def frame_joints(joints_uvz, affine, centre_xyz, intrinsics, cube, crop_size):
+  """The full-frame signature after the network: its outputs.
+
+  Args:
+    joints_uvz: (B, J, 3) the network's joints, project convention.
+    affine: (B, 2, 3) of ``frame_crops``.
+    centre_xyz, intrinsics: the signature's inputs.
+    cube: (3,) cube edges in mm.
+    crop_size: S.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  cube_mm = tf.constant(cube, tf.float32)
+  joints_uvd = geometry.normalized_to_uvd(joints_uvz, affine,
+                                          centre_xyz[:, 2], cube_mm, crop_size)
+  joints_xyz = geometry.uvd_to_xyz(joints_uvd, intrinsics[:, None, :])
+  return {"joints_xyz": joints_xyz, "joints_uvd": joints_uvd,
+          "joints_uvz": joints_uvz}
+
+
+def serving_module(model, cube, crop_size, metadata_path, jit_compile,
+                   convention):
+  """The tf.Module that is saved: weights, metadata asset, two functions.
+
+  ``full_frame`` is ``frame_crops`` → the network → ``frame_joints``;
+  ``onnx_export`` converts ``crop`` and those two parts (with
+  ``jit_compile=False``).
+  """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
   module = tf.Module(name="jgr_p2o")
@@ -97,49 +175,13 @@ def _serving_module(model, cube, crop_size, metadata_path, jit_compile,
     joints_uvz, voting_maps = predict(depth_crop)
     return {"joints_uvz": joints_uvz, "voting_maps": voting_maps}
 
-  @tf.function(input_signature=[
-      tf.TensorSpec((None, None, None), tf.float32, name="depth"),
-      tf.TensorSpec((None, 3), tf.float32, name="centre_xyz"),
-      tf.TensorSpec((None, 4), tf.float32, name="intrinsics")])
+  @tf.function(input_signature=full_frame_signature())
   def full_frame(depth, centre_xyz, intrinsics):
-    depth = tf.ensure_shape(depth, (None, None, None), name="depth")
-    centre_xyz = tf.ensure_shape(centre_xyz, (None, 3), name="centre_xyz")
-    intrinsics = tf.ensure_shape(intrinsics, (None, 4), name="intrinsics")
-    batch = tf.shape(depth)[0]
-    checks = [
-        tf.debugging.assert_equal(
-            tf.shape(centre_xyz)[0], batch,
-            message="centre_xyz must have one row per depth frame (batch "
-            "sizes of centre_xyz and depth differ)"),
-        tf.debugging.assert_equal(
-            tf.shape(intrinsics)[0], batch,
-            message="intrinsics must have one row per depth frame (batch "
-            "sizes of intrinsics and depth differ)"),
-        tf.debugging.assert_positive(
-            tf.shape(depth)[1:],
-            message="depth must be (B, H, W) with H, W >= 1"),
-        tf.debugging.assert_positive(
-            centre_xyz[:, 2],
-            message="centre_xyz z must be > 0 mm (in front of the camera)"),
-        tf.debugging.assert_positive(
-            tf.abs(intrinsics[:, :2]),
-            message="intrinsics fx and fy must be non-zero"),
-    ]
-    with tf.control_dependencies(checks):
-      depth = tf.identity(depth)
-    cube_mm = tf.constant(cube, tf.float32)
-    centre_z = centre_xyz[:, 2]
-    affine = geometry.crop_affine(geometry.xyz_to_uvd(centre_xyz, intrinsics),
-                                  cube_mm, intrinsics, crop_size)
-    depth_crop = geometry.crop_depth_in_graph(
-        depth[..., None], affine, centre_z, tf.fill([batch], cube_mm[2]),
-        crop_size)
+    depth_crop, affine = frame_crops(depth, centre_xyz, intrinsics, cube,
+                                     crop_size)
     joints_uvz, _ = predict(depth_crop)
-    joints_uvd = geometry.normalized_to_uvd(joints_uvz, affine, centre_z,
-                                            cube_mm, crop_size)
-    joints_xyz = geometry.uvd_to_xyz(joints_uvd, intrinsics[:, None, :])
-    return {"joints_xyz": joints_xyz, "joints_uvd": joints_uvd,
-            "joints_uvz": joints_uvz}
+    return frame_joints(joints_uvz, affine, centre_xyz, intrinsics, cube,
+                        crop_size)
 
   module.crop = crop
   module.full_frame = full_frame
@@ -223,7 +265,7 @@ def export_saved_model(keras_model, export_dir, *, skeleton, cube_mm,
   with open(metadata_path, "w", encoding="utf-8") as f:
     json.dump(metadata, f, indent=2)
     f.write("\n")
-  module = _serving_module(keras_model, metadata["cube_mm"], model_size,
+  module = serving_module(keras_model, metadata["cube_mm"], model_size,
                            metadata_path, jit_compile, convention)
   tf.saved_model.save(
       module, partial,
@@ -238,10 +280,8 @@ def export_saved_model(keras_model, export_dir, *, skeleton, cube_mm,
   return metadata
 
 
-def export_from_model_dir(model_dir, export_dir, *, model="best", cube_mm=None,
-                          mixed_precision="none", jit_compile=True,
-                          fold_batch_norm_layers=True, overwrite=False):
-  """Exports a training run's best or last model (what the CLI does).
+def load_run(model_dir, model="best", cube_mm=None, mixed_precision="none"):
+  """A training run's model and what an export records with it.
 
   The skeleton comes from the run's config.json; the cube edges, default
   camera and dataset from the manifest of its training records when they are
@@ -249,7 +289,9 @@ def export_from_model_dir(model_dir, export_dir, *, model="best", cube_mm=None,
   is required without it.
 
   Returns:
-    The metadata dict.
+    (keras_model, arguments): the loaded model and the keyword arguments
+    ``skeleton``, ``cube_mm``, ``camera``, ``dataset`` and ``source`` of
+    ``export_saved_model`` (and ``onnx_export.export_onnx``).
   """
   path = run_dir.resolve_model_path(model_dir, model)
   config = run_dir.read_train_config(model_dir)
@@ -269,9 +311,24 @@ def export_from_model_dir(model_dir, export_dir, *, model="best", cube_mm=None,
   if manifest is not None and manifest.get("camera"):
     camera = geometry.Camera(**manifest["camera"])
   keras_model = run_dir.load_keras_model(path, mixed_precision)
-  return export_saved_model(
-      keras_model, export_dir, skeleton=skeleton, cube_mm=cube_mm,
-      camera=camera, dataset=(manifest or {}).get("dataset"),
-      jit_compile=jit_compile, fold_batch_norm_layers=fold_batch_norm_layers,
-      overwrite=overwrite, source=path)
+  return keras_model, dict(skeleton=skeleton, cube_mm=cube_mm, camera=camera,
+                           dataset=(manifest or {}).get("dataset"),
+                           source=path)
 
+
+def export_from_model_dir(model_dir, export_dir, *, model="best", cube_mm=None,
+                          mixed_precision="none", jit_compile=True,
+                          fold_batch_norm_layers=True, overwrite=False):
+  """Exports a training run's best or last model (what the CLI does).
+
+  See ``load_run`` for where the skeleton, cube edges and camera come from.
+
+  Returns:
+    The metadata dict.
+  """
+  keras_model, arguments = load_run(model_dir, model, cube_mm,
+                                    mixed_precision)
+  return export_saved_model(
+      keras_model, export_dir, jit_compile=jit_compile,
+      fold_batch_norm_layers=fold_batch_norm_layers, overwrite=overwrite,
+      **arguments)
