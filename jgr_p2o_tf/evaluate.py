@@ -18,6 +18,10 @@ published methods in file mode:
     --data_dir=DATA/nyu_records/test --predictions_out=ours.txt \
     --labels_out=labels.txt --plot=curves.png --output_json=out.json
 
+``--model_dir`` may also be an export of ``python -m jgr_p2o_tf.export``
+(a SavedModel, or ONNX graphs run by ``--runtime=onnxruntime|openvino``),
+whose crop graph then predicts the same crops.
+
 Prints a table, and writes the report (``jgr_p2o_tf.evaluation``) as JSON and
 the comparison figure when asked to.
 """
@@ -29,6 +33,7 @@ from absl import flags
 from jgr_p2o_tf import cli
 from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import evaluation
+from jgr_p2o_tf import inference
 
 _DATASET = flags.DEFINE_enum(
     "dataset", None, dataset_profiles.NAMES,
@@ -47,7 +52,12 @@ _OUTPUT_JSON = flags.DEFINE_string(
     "output_json", None, "Where to write the report as JSON.")
 _MODEL_DIR = flags.DEFINE_string(
     "model_dir", None, "Model mode: the trainer's model directory (its "
-    "best.keras, else last.keras) or a .keras file.")
+    "best.keras, else last.keras), a .keras file, or an exported SavedModel "
+    "or ONNX export.")
+_RUNTIME = flags.DEFINE_enum(
+    "runtime", None, inference.RUNTIMES,
+    "Model mode, an exported --model_dir: what runs it (default: tensorflow "
+    "for a SavedModel, onnxruntime for ONNX graphs).")
 _DATA_DIR = flags.DEFINE_string(
     "data_dir", None, "Model mode: a split prepared by data_prep.")
 _SUBJECTS = flags.DEFINE_list(
@@ -64,12 +74,15 @@ def _model_report():
   from jgr_p2o_tf import records_manifest  # pylint: disable=g-import-not-at-top
   from jgr_p2o_tf import run_dir  # pylint: disable=g-import-not-at-top
   path = _MODEL_DIR.value
-  if os.path.isdir(path):
-    path = run_dir.best_or_last_model(path)
-  elif not os.path.exists(path):
-    raise FileNotFoundError(f"--model_dir={path}: no such .keras file or "
-                            "training run")
-  model = run_dir.load_keras_model(path)
+  if inference.export_format(path):
+    model = inference.CropModel(inference.Predictor(path, _RUNTIME.value))
+  else:
+    if os.path.isdir(path):
+      path = run_dir.best_or_last_model(path)
+    elif not os.path.exists(path):
+      raise FileNotFoundError(f"--model_dir={path}: no such .keras file, "
+                              "training run or export")
+    model = run_dir.load_keras_model(path)
   skeleton = records_manifest.read_manifest(_DATA_DIR.value)["skeleton"]
   predictions = evaluation.predict_records(model, _DATA_DIR.value,
                                            subjects=_SUBJECTS.value)
