@@ -27,6 +27,7 @@ picks the same ones, for 0.1 ms more per frame.
 """
 
 import os
+import re
 import shutil
 import tempfile
 
@@ -42,9 +43,17 @@ OPSET = 17
 # placeholder node it leaves for it (replaced before the graph is saved).
 _WARP_OP = "ImageProjectiveTransformV3"
 _PLACEHOLDER_DOMAIN = "jgr_p2o_tf.placeholder"
-# What quantize_crop_graph quantizes: the convolutions hold nearly all the
-# arithmetic; the softmax, the joint graph and the offset voting stay float.
-QUANTIZED_OPS = ("Conv",)
+# What quantize_crop_graph quantizes: the convolutions, which hold nearly all
+# the arithmetic, and what lies between them (residual sums, poolings, ReLUs,
+# concatenations), so that activations stay int8 from one convolution to the
+# next; the softmax, the joint graph's products and the joints' arithmetic
+# stay float.
+QUANTIZED_OPS = ("Conv", "Add", "MaxPool", "Relu", "Concat")
+# Nodes of the P2O layers (model.py names them "stack{s}_p2o"; tf2onnx names
+# nodes after TensorFlow's name scopes, ".../stack2_p2o_1/add") stay float but
+# for their convolutions: the pixel-to-offset voting (Eq. 6) sums
+# coordinates, which 8 bits would round to millimetres.
+FLOAT_NODES = re.compile(r"/stack\d+_p2o(_\d+)?/")
 
 
 class _Nodes:
@@ -406,8 +415,8 @@ def quantize_crop_graph(crop_path, output_path, calibration_crops,
   DequantizeLinear pairs, which onnxruntime fuses into int8 kernels and
   OpenVINO reads as its own int8 quantization): per-channel int8 weights,
   uint8 activations with MinMax ranges over ``calibration_crops``, for the
-  ``op_types`` only. The metadata properties stay, with ``quantization``
-  added.
+  ``op_types`` only and not for ``FLOAT_NODES`` but convolutions. The metadata
+  properties stay, with ``quantization`` added.
 
   Args:
     crop_path: a ``CROP_FILE`` of ``export_onnx``.
@@ -439,10 +448,13 @@ def quantize_crop_graph(crop_path, output_path, calibration_crops,
     # Folds constants and infers shapes, as quantize_static recommends.
     quantization.quant_pre_process(crop_path, prepared,
                                    skip_symbolic_shape=True)
+    float_nodes = [node.name for node in onnx.load(prepared).graph.node
+                   if node.op_type != "Conv" and FLOAT_NODES.search(node.name)]
     quantization.quantize_static(
         prepared, output_path, Crops(),
         quant_format=quantization.QuantFormat.QDQ,
-        op_types_to_quantize=list(op_types), per_channel=True,
+        op_types_to_quantize=list(op_types), nodes_to_exclude=float_nodes,
+        per_channel=True,
         activation_type=quantization.QuantType.QUInt8,
         weight_type=quantization.QuantType.QInt8,
         calibrate_method=quantization.CalibrationMethod.MinMax)
@@ -451,7 +463,8 @@ def quantize_crop_graph(crop_path, output_path, calibration_crops,
   properties[onnx_contract.PROPERTY_PREFIX + "quantization"] = json.dumps({
       "method": "onnxruntime quantize_static, QDQ, per-channel int8 weights, "
                 "uint8 activations, MinMax calibration",
-      "op_types": list(op_types), "calibration_crops": len(crops)})
+      "op_types": list(op_types), "float_nodes": FLOAT_NODES.pattern,
+      "calibration_crops": len(crops)})
   onnx.helper.set_model_props(model, properties)
   onnx.save(model, output_path)
   return output_path
