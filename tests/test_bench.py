@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import keras
+import onnxruntime
 import pytest
 import tensorflow as tf
 
@@ -55,6 +56,7 @@ def test_report_of_every_part_under_tensorflow():
   machine = report["machine"]
   assert machine["backend"] == "tensorflow"
   assert machine["tensorflow"] == tf.__version__
+  assert machine["onnxruntime"] == onnxruntime.__version__
   assert machine["cpu_cores"] >= 1 and len(machine["load_average_end"]) == 3
   model = report["model"]
   assert model["parameters"] == build_model(

@@ -184,8 +184,9 @@ def format_report(report):
       f"{machine['memory_gib']} GiB; accelerators: "
       f"{', '.join(machine['accelerators']) or 'none'}",
       f"backend {machine['backend']}, keras {machine['keras']}, tensorflow "
-      f"{machine['tensorflow']}, jax {machine['jax']}, python "
-      f"{machine['python']}; load average "
+      f"{machine['tensorflow']}, jax {machine['jax']}, onnxruntime "
+      f"{machine['onnxruntime']}, openvino {machine['openvino']}, tf2onnx "
+      f"{machine['tf2onnx']}, python {machine['python']}; load average "
       f"{' '.join(map(str, machine['load_average']))} at start, "
       f"{' '.join(map(str, machine['load_average_end']))} at end",
       f"JGR-P2O, {model['num_stacks']} stacks, {model['num_features']} "
