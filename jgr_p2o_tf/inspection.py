@@ -2,9 +2,9 @@
 
 ``load_model`` opens what the notebook is pointed at: a ``.keras`` file, a
 training run's model_dir, or an exported SavedModel or ONNX export (on any
-of ``inference.RUNTIMES``). ``quick_train`` makes a
-small model on synthetic frames when there is none, with the library's
-trainer (its frames from ``data_preparation.prepare_synthetic_split``).
+of ``inference.RUNTIMES``). ``quick_train`` makes a small model on synthetic
+frames when there is none, with the library's trainer (its frames from
+``data_preparation.prepare_synthetic_split``).
 ``run_on_records`` runs a model over the first crops of a prepared split and
 maps its joints back to millimetres; ``stack_outputs`` gives every stack's
 outputs for one crop. The figures are ``jgr_p2o_tf.visualize``'s.
