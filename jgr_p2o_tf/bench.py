@@ -1,14 +1,18 @@
-r"""Times the network, its SavedModel, training and the input pipeline.
+r"""Times the network on every runtime, training and the input pipeline.
 
   python -m jgr_p2o_tf.bench [--output_json=bench.json] [--num_stacks=2] \
-      [--runs=100] [--quick] [--parts=model,xla,saved_model,train,input] \
-      [--batch_sizes=1,32,256] [--mixed_precision=none] [--num_features=128]
+      [--runs=100] [--quick] \
+      [--parts=model,xla,saved_model,onnxruntime,openvino,train,input] \
+      [--batch_sizes=1,32,256] [--mixed_precision=none] [--num_features=128] \
+      [--accuracy_model=runs/demo/model]
 
 Prints the machine, the parameters and FLOPs of a randomly initialised
 JGR-P2O (NYU layout) and a table of batch-1 latencies, batch-32/256
-throughputs, training and input speeds, with the paper's figures and the
-project's targets beside them (information, not assertions); the same report
-goes to ``--output_json``. With ``KERAS_BACKEND=jax`` the network and a JAX
+throughputs on TensorFlow (Keras, XLA, SavedModel), onnxruntime and OpenVINO
+(ONNX export, float32 and int8, with int8's accuracy change in mm), training
+and input speeds, with the paper's figures and the project's targets beside
+them (information, not assertions); the same report goes to
+``--output_json``. With ``KERAS_BACKEND=jax`` the network and a JAX
 training step are timed and the TensorFlow-only parts are skipped. See
 ``jgr_p2o_tf.benchmark`` for what each row measures.
 """
@@ -39,8 +43,9 @@ _QUICK = flags.DEFINE_boolean(
 _PARTS = flags.DEFINE_list(
     "parts", list(workload.PARTS),
     "What to time: model (eager Keras call), xla (compiled call), "
-    "saved_model (exported signatures), train (training step), input "
-    "(tf.data pipeline).")
+    "saved_model (exported signatures), onnxruntime and openvino (ONNX "
+    "export, float32 and int8), train (training step), input (tf.data "
+    "pipeline).")
 _BATCH_SIZES = flags.DEFINE_list(
     "batch_sizes", [str(b) for b in workload.Settings.batch_sizes],
     "Inference batch sizes (under JAX, those "
@@ -48,6 +53,10 @@ _BATCH_SIZES = flags.DEFINE_list(
 _MIXED_PRECISION = flags.DEFINE_enum(
     "mixed_precision", "none", train_config.MIXED_PRECISION,
     "Compute dtype of the network; variables stay float32.")
+_ACCURACY_MODEL = flags.DEFINE_string(
+    "accuracy_model", None, "A training run on synthetic frames (e.g. "
+    "runs/demo/model) whose int8 accuracy change the onnxruntime and "
+    "openvino parts report; default: the timed network's (random weights).")
 
 
 def main(argv):
@@ -68,7 +77,8 @@ def main(argv):
                                 mixed_precision=_MIXED_PRECISION.value)
   report = reporting.run_benchmark(
       _PARTS.value, config, settings,
-      log=lambda line: print(f"[bench] {line}", file=sys.stderr, flush=True))
+      log=lambda line: print(f"[bench] {line}", file=sys.stderr, flush=True),
+      accuracy_model_dir=_ACCURACY_MODEL.value)
   print(reporting.format_report(report))
   if _OUTPUT_JSON.value:
     directory = os.path.dirname(_OUTPUT_JSON.value)

@@ -26,6 +26,10 @@ stops with one line saying which disagree. In file mode, --dataset=synthetic
 takes the joint layout from the label file's joint count, as the synthetic
 reader does, so the files of the model mode read back.
 
+``--model_dir`` may also be an export of ``python -m jgr_p2o_tf.export``
+(a SavedModel, or ONNX graphs run by ``--runtime=onnxruntime|openvino``),
+whose crop graph then predicts the same crops.
+
 Prints a table, and writes the report (``jgr_p2o_tf.evaluation``) as JSON and
 the comparison figure when asked to.
 """
@@ -37,6 +41,7 @@ from absl import flags
 from jgr_p2o_tf import cli
 from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import evaluation
+from jgr_p2o_tf import inference
 
 _DATASET = flags.DEFINE_enum(
     "dataset", None, dataset_profiles.NAMES,
@@ -54,12 +59,16 @@ _PLOT = flags.DEFINE_string(
 _OUTPUT_JSON = flags.DEFINE_string(
     "output_json", None, "Where to write the report as JSON.")
 _MODEL_DIR = flags.DEFINE_string(
-    "model_dir", None, "Model mode: the trainer's model directory or a "
-    ".keras file.")
+    "model_dir", None, "Model mode: the trainer's model directory, a .keras "
+    "file, or an exported SavedModel or ONNX export.")
 _MODEL = flags.DEFINE_string(
-    "model", None, "Model mode: best or last (the run's best.keras / "
-    "last.keras); default: best.keras if a validation split chose it, else "
-    "the final last.keras.")
+    "model", None, "Model mode, a training run: best or last (the run's "
+    "best.keras / last.keras); default: best.keras if a validation split "
+    "chose it, else the final last.keras.")
+_RUNTIME = flags.DEFINE_enum(
+    "runtime", None, inference.RUNTIMES,
+    "Model mode, an exported --model_dir: what runs it (default: tensorflow "
+    "for a SavedModel, onnxruntime for ONNX graphs).")
 _DATA_DIR = flags.DEFINE_string(
     "data_dir", None, "Model mode: a split prepared by data_prep.")
 _SUBJECTS = flags.DEFINE_list(
@@ -76,17 +85,23 @@ def _model_report():
   from jgr_p2o_tf import records_manifest  # pylint: disable=g-import-not-at-top
   from jgr_p2o_tf import run_dir  # pylint: disable=g-import-not-at-top
   path = _MODEL_DIR.value
-  if os.path.isdir(path):
-    path = run_dir.resolve_model_path(path, _MODEL.value)
-  elif not os.path.exists(path):
-    raise FileNotFoundError(f"--model_dir={path}: no such .keras file or "
-                            "training run")
   manifest = records_manifest.read_manifest(_DATA_DIR.value)
-  evaluation.check_agreement(_DATASET.value, _DATA_DIR.value, manifest,
-                             run_dir.read_model_config(path), path)
+  if inference.export_format(path):
+    predictor = inference.Predictor(path, _RUNTIME.value)
+    evaluation.check_agreement(_DATASET.value, _DATA_DIR.value, manifest,
+                               predictor.metadata, path)
+    model = inference.CropModel(predictor)
+  else:
+    if os.path.isdir(path):
+      path = run_dir.resolve_model_path(path, _MODEL.value)
+    elif not os.path.exists(path):
+      raise FileNotFoundError(f"--model_dir={path}: no such .keras file, "
+                              "training run or export")
+    evaluation.check_agreement(_DATASET.value, _DATA_DIR.value, manifest,
+                               run_dir.read_model_config(path), path)
+    run_dir.check_not_chosen_on(path, _DATA_DIR.value, _SUBJECTS.value)
+    model = run_dir.load_keras_model(path)
   records_manifest.verify_shards(_DATA_DIR.value, manifest)
-  run_dir.check_not_chosen_on(path, _DATA_DIR.value, _SUBJECTS.value)
-  model = run_dir.load_keras_model(path)
   predictions = evaluation.predict_records(model, _DATA_DIR.value,
                                            subjects=_SUBJECTS.value)
   if _PREDICTIONS_OUT.value:

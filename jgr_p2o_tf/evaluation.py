@@ -245,11 +245,12 @@ def save_report_plot(report, path, title=None, dpi=120):
 
 def predict_records(model, data_dir, *, batch_size=64, subjects=None,
                     shards=None):
-  """Runs a Keras model over a prepared split and maps back to full frames.
+  """Runs a model over a prepared split and maps back to full frames.
 
   Args:
-    model: a JGRP2OModel (``model.build_model`` or a loaded one); its joints
-      are mapped back in its coordinate convention.
+    model: a JGRP2OModel (``model.build_model`` or a loaded one), or an
+      exported model's ``inference.CropModel``; its joints are mapped back
+      in its coordinate convention.
     data_dir: a split prepared by data_prep (manifest.json and shards).
     batch_size: frames per forward pass.
     subjects: MSRA subjects to keep, or None for all.
@@ -262,10 +263,12 @@ def predict_records(model, data_dir, *, batch_size=64, subjects=None,
     "pred_xyz"/"gt_xyz" (N, J, 3) mm with the records' camera, and
     "intrinsics" (N, 4).
   """
+  import keras  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from jgr_p2o_tf import input_pipeline  # pylint: disable=g-import-not-at-top
-  predict = tf.function(lambda depth: model(depth, training=False)[-1][
-      "joints_uvz"])
+  predict = lambda depth: model(depth, training=False)[-1]["joints_uvz"]
+  if isinstance(model, keras.Model):
+    predict = tf.function(predict)
   columns = {k: [] for k in ("frame_id", "pred_uvz", "pred_uvd", "gt_uvd",
                              "pred_xyz", "gt_xyz", "intrinsics")}
   dataset = input_pipeline.make_dataset(data_dir, batch_size=batch_size,
@@ -302,8 +305,9 @@ def check_agreement(dataset, data_dir, manifest, model_config, model_path):
     dataset: the --dataset flag.
     data_dir: the prepared split; ``manifest`` its manifest.
     model_config: the model's build arguments (``run_dir.read_model_config``
-      of ``model_path``).
-    model_path: the .keras file.
+      of ``model_path``) or an export's metadata: its "skeleton" and
+      "num_joints".
+    model_path: the .keras file or export.
   """
   problems = []
   try:

@@ -75,9 +75,87 @@ def build_metadata(model, *, skeleton, cube_mm, camera=None, dataset=None,
       coordinate_convention=geometry.check_convention(coordinate_convention))
 
 
-def _serving_module(model, cube, crop_size, metadata_path, jit_compile,
-                    convention):
-  """The tf.Module that is saved: weights, metadata asset, two functions."""
+def full_frame_signature():
+  """The full-frame signature's inputs: depth, centre_xyz, intrinsics."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return [tf.TensorSpec((None, None, None), tf.float32, name="depth"),
+          tf.TensorSpec((None, 3), tf.float32, name="centre_xyz"),
+          tf.TensorSpec((None, 4), tf.float32, name="intrinsics")]
+
+
+def frame_crops(depth, centre_xyz, intrinsics, cube, crop_size):
+  """The full-frame signature before the network: checks, then the crop.
+
+  Args:
+    depth, centre_xyz, intrinsics: the signature's input tensors.
+    cube: (3,) cube edges in mm.
+    crop_size: S.
+
+  Returns:
+    (depth_crop (B, S, S, 1), affine (B, 2, 3)).
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  depth = tf.ensure_shape(depth, (None, None, None), name="depth")
+  centre_xyz = tf.ensure_shape(centre_xyz, (None, 3), name="centre_xyz")
+  intrinsics = tf.ensure_shape(intrinsics, (None, 4), name="intrinsics")
+  batch = tf.shape(depth)[0]
+  checks = [
+      tf.debugging.assert_equal(
+          tf.shape(centre_xyz)[0], batch,
+          message="centre_xyz must have one row per depth frame (batch "
+          "sizes of centre_xyz and depth differ)"),
+      tf.debugging.assert_equal(
+          tf.shape(intrinsics)[0], batch,
+          message="intrinsics must have one row per depth frame (batch "
+          "sizes of intrinsics and depth differ)"),
+      tf.debugging.assert_positive(
+          tf.shape(depth)[1:],
+          message="depth must be (B, H, W) with H, W >= 1"),
+      tf.debugging.assert_positive(
+          centre_xyz[:, 2],
+          message="centre_xyz z must be > 0 mm (in front of the camera)"),
+      tf.debugging.assert_positive(
+          tf.abs(intrinsics[:, :2]),
+          message="intrinsics fx and fy must be non-zero"),
+  ]
+  with tf.control_dependencies(checks):
+    depth = tf.identity(depth)
+  cube_mm = tf.constant(cube, tf.float32)
+  affine = geometry.crop_affine(geometry.xyz_to_uvd(centre_xyz, intrinsics),
+                                cube_mm, intrinsics, crop_size)
+  depth_crop = geometry.crop_depth_in_graph(
+      depth[..., None], affine, centre_xyz[:, 2],
+      tf.fill([batch], cube_mm[2]), crop_size)
+  return depth_crop, affine
+
+
+def frame_joints(joints_uvz, affine, centre_xyz, intrinsics, cube, crop_size):
+  """The full-frame signature after the network: its outputs.
+
+  Args:
+    joints_uvz: (B, J, 3) the network's joints, project convention.
+    affine: (B, 2, 3) of ``frame_crops``.
+    centre_xyz, intrinsics: the signature's inputs.
+    cube: (3,) cube edges in mm.
+    crop_size: S.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  cube_mm = tf.constant(cube, tf.float32)
+  joints_uvd = geometry.normalized_to_uvd(joints_uvz, affine,
+                                          centre_xyz[:, 2], cube_mm, crop_size)
+  joints_xyz = geometry.uvd_to_xyz(joints_uvd, intrinsics[:, None, :])
+  return {"joints_xyz": joints_xyz, "joints_uvd": joints_uvd,
+          "joints_uvz": joints_uvz}
+
+
+def serving_module(model, cube, crop_size, metadata_path, jit_compile,
+                   convention):
+  """The tf.Module that is saved: weights, metadata asset, two functions.
+
+  ``full_frame`` is ``frame_crops`` → the network → ``frame_joints``;
+  ``onnx_export`` converts ``crop`` and those two parts (with
+  ``jit_compile=False``).
+  """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
   module = tf.Module(name="jgr_p2o")
@@ -104,49 +182,13 @@ def _serving_module(model, cube, crop_size, metadata_path, jit_compile,
     joints_uvz, voting_maps = predict(depth_crop)
     return {"joints_uvz": joints_uvz, "voting_maps": voting_maps}
 
-  @tf.function(input_signature=[
-      tf.TensorSpec((None, None, None), tf.float32, name="depth"),
-      tf.TensorSpec((None, 3), tf.float32, name="centre_xyz"),
-      tf.TensorSpec((None, 4), tf.float32, name="intrinsics")])
+  @tf.function(input_signature=full_frame_signature())
   def full_frame(depth, centre_xyz, intrinsics):
-    depth = tf.ensure_shape(depth, (None, None, None), name="depth")
-    centre_xyz = tf.ensure_shape(centre_xyz, (None, 3), name="centre_xyz")
-    intrinsics = tf.ensure_shape(intrinsics, (None, 4), name="intrinsics")
-    batch = tf.shape(depth)[0]
-    checks = [
-        tf.debugging.assert_equal(
-            tf.shape(centre_xyz)[0], batch,
-            message="centre_xyz must have one row per depth frame (batch "
-            "sizes of centre_xyz and depth differ)"),
-        tf.debugging.assert_equal(
-            tf.shape(intrinsics)[0], batch,
-            message="intrinsics must have one row per depth frame (batch "
-            "sizes of intrinsics and depth differ)"),
-        tf.debugging.assert_positive(
-            tf.shape(depth)[1:],
-            message="depth must be (B, H, W) with H, W >= 1"),
-        tf.debugging.assert_positive(
-            centre_xyz[:, 2],
-            message="centre_xyz z must be > 0 mm (in front of the camera)"),
-        tf.debugging.assert_positive(
-            tf.abs(intrinsics[:, :2]),
-            message="intrinsics fx and fy must be non-zero"),
-    ]
-    with tf.control_dependencies(checks):
-      depth = tf.identity(depth)
-    cube_mm = tf.constant(cube, tf.float32)
-    centre_z = centre_xyz[:, 2]
-    affine = geometry.crop_affine(geometry.xyz_to_uvd(centre_xyz, intrinsics),
-                                  cube_mm, intrinsics, crop_size)
-    depth_crop = geometry.crop_depth_in_graph(
-        depth[..., None], affine, centre_z, tf.fill([batch], cube_mm[2]),
-        crop_size)
+    depth_crop, affine = frame_crops(depth, centre_xyz, intrinsics, cube,
+                                     crop_size)
     joints_uvz, _ = predict(depth_crop)
-    joints_uvd = geometry.normalized_to_uvd(joints_uvz, affine, centre_z,
-                                            cube_mm, crop_size)
-    joints_xyz = geometry.uvd_to_xyz(joints_uvd, intrinsics[:, None, :])
-    return {"joints_xyz": joints_xyz, "joints_uvd": joints_uvd,
-            "joints_uvz": joints_uvz}
+    return frame_joints(joints_uvz, affine, centre_xyz, intrinsics, cube,
+                        crop_size)
 
   module.crop = crop
   module.full_frame = full_frame
@@ -172,7 +214,7 @@ def _exchange_directories(a, b):
     raise OSError(code, os.strerror(code), a)
 
 
-def _move_into_place(partial, export_dir):
+def move_into_place(partial, export_dir):
   """Puts the finished export at export_dir, replacing the old one whole.
 
   Swapped in one step where the system can, so that a kill at any moment
@@ -199,7 +241,7 @@ def _recover_interrupted_export(export_dir):
 
   ``.partial``: an unfinished export, or after the swap the old one; ``.old``:
   the old export, back at export_dir if the kill came between the two
-  renames of ``_move_into_place``.
+  renames of ``move_into_place``.
   """
   old = export_dir + ".old"
   if os.path.isdir(old):
@@ -210,9 +252,22 @@ def _recover_interrupted_export(export_dir):
   shutil.rmtree(export_dir + ".partial", ignore_errors=True)
 
 
-def _check_export_dir(export_dir, overwrite):
-  """The absolute export_dir, if it may be written; ValueError otherwise."""
+def prepare_export_dir(export_dir, marker, kind, overwrite):
+  """The absolute export_dir, if it may be written; ValueError otherwise.
+
+  First clears what a killed export left beside it
+  (``_recover_interrupted_export``). A folder that is not empty may only be
+  overwritten, and only if it holds an export of this kind (its ``marker``
+  file).
+
+  Args:
+    export_dir: the folder to write.
+    marker: a file every export of this kind holds ("saved_model.pb").
+    kind: what the export is called in messages ("SavedModel").
+    overwrite: whether an existing export may be replaced.
+  """
   export_dir = os.path.abspath(export_dir)
+  _recover_interrupted_export(export_dir)
   if os.path.exists(export_dir):
     if not os.path.isdir(export_dir):
       raise ValueError(f"{export_dir} exists and is not a directory")
@@ -220,8 +275,8 @@ def _check_export_dir(export_dir, overwrite):
       if not overwrite:
         raise ValueError(f"{export_dir} is not empty; choose another "
                          f"export_dir or overwrite it (--overwrite)")
-      if not os.path.exists(os.path.join(export_dir, "saved_model.pb")):
-        raise ValueError(f"{export_dir} is not empty and holds no SavedModel; "
+      if not os.path.exists(os.path.join(export_dir, marker)):
+        raise ValueError(f"{export_dir} is not empty and holds no {kind}; "
                          "refusing to overwrite it")
   return export_dir
 
@@ -233,7 +288,7 @@ def export_saved_model(keras_model, export_dir, *, skeleton, cube_mm,
   """Writes ``keras_model`` as a SavedModel (see ``saved_model_contract``).
 
   The directory is written under ``{export_dir}.partial`` and swapped in
-  when complete (``_move_into_place``), so a killed export leaves the old
+  when complete (``move_into_place``), so a killed export leaves the old
   SavedModel or the new one whole, and the next export clears what it left.
 
   Args:
@@ -266,8 +321,8 @@ def export_saved_model(keras_model, export_dir, *, skeleton, cube_mm,
   if crop_size is not None and crop_size != model_size:
     raise ValueError(f"crop_size {crop_size} differs from the model's input "
                      f"size {model_size}")
-  _recover_interrupted_export(os.path.abspath(export_dir))
-  export_dir = _check_export_dir(export_dir, overwrite)
+  export_dir = prepare_export_dir(export_dir, "saved_model.pb", "SavedModel",
+                                  overwrite)
   if camera is None and dataset in dataset_profiles.PROFILES:
     camera = dataset_profiles.PROFILES[dataset].camera
   # The folded copy is a new Functional of the global policy: the source
@@ -288,7 +343,7 @@ def export_saved_model(keras_model, export_dir, *, skeleton, cube_mm,
   with open(metadata_path, "w", encoding="utf-8") as f:
     json.dump(metadata, f, indent=2)
     f.write("\n")
-  module = _serving_module(keras_model, metadata["cube_mm"], model_size,
+  module = serving_module(keras_model, metadata["cube_mm"], model_size,
                            metadata_path, jit_compile, convention)
   tf.saved_model.save(
       module, partial,
@@ -297,14 +352,12 @@ def export_saved_model(keras_model, export_dir, *, skeleton, cube_mm,
               module.full_frame.get_concrete_function(),
           saved_model_contract.SIGNATURE_CROP:
               module.crop.get_concrete_function()})
-  _move_into_place(partial, export_dir)
+  move_into_place(partial, export_dir)
   return metadata
 
 
-def export_from_model_dir(model_dir, export_dir, *, model=None, cube_mm=None,
-                          mixed_precision="none", jit_compile=True,
-                          fold_batch_norm_layers=True, overwrite=False):
-  """Exports a training run's model (what the CLI does).
+def load_run(model_dir, model=None, cube_mm=None, mixed_precision="none"):
+  """A training run's model and what an export records with it.
 
   ``model``: None for the run's default (``run_dir.resolve_model_path``),
   "best", "last" or a .keras path.
@@ -315,7 +368,9 @@ def export_from_model_dir(model_dir, export_dir, *, model=None, cube_mm=None,
   is required without it.
 
   Returns:
-    The metadata dict.
+    (keras_model, arguments): the loaded model and the keyword arguments
+    ``skeleton``, ``cube_mm``, ``camera``, ``dataset`` and ``source`` of
+    ``export_saved_model`` (and ``onnx_export.export_onnx``).
   """
   path = run_dir.resolve_model_path(model_dir, model)
   config = run_dir.read_train_config(model_dir)
@@ -341,9 +396,24 @@ def export_from_model_dir(model_dir, export_dir, *, model=None, cube_mm=None,
   if manifest is not None and manifest.get("camera"):
     camera = geometry.Camera(**manifest["camera"])
   keras_model = run_dir.load_keras_model(path, mixed_precision)
-  return export_saved_model(
-      keras_model, export_dir, skeleton=skeleton, cube_mm=cube_mm,
-      camera=camera, dataset=(manifest or {}).get("dataset"),
-      jit_compile=jit_compile, fold_batch_norm_layers=fold_batch_norm_layers,
-      overwrite=overwrite, source=path)
+  return keras_model, dict(skeleton=skeleton, cube_mm=cube_mm, camera=camera,
+                           dataset=(manifest or {}).get("dataset"),
+                           source=path)
 
+
+def export_from_model_dir(model_dir, export_dir, *, model=None, cube_mm=None,
+                          mixed_precision="none", jit_compile=True,
+                          fold_batch_norm_layers=True, overwrite=False):
+  """Exports a training run's model (what the CLI does).
+
+  See ``load_run`` for where the skeleton, cube edges and camera come from.
+
+  Returns:
+    The metadata dict.
+  """
+  keras_model, arguments = load_run(model_dir, model, cube_mm,
+                                    mixed_precision)
+  return export_saved_model(
+      keras_model, export_dir, jit_compile=jit_compile,
+      fold_batch_norm_layers=fold_batch_norm_layers, overwrite=overwrite,
+      **arguments)

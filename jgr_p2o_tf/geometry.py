@@ -142,7 +142,9 @@ def apply_affine(affine, uv):
   ops = _ops(affine, uv)
   linear = affine[..., :2]
   offset = affine[..., 2]
-  return ops.einsum("...ij,...kj->...ki", linear, uv) + offset[..., None, :]
+  # A matrix product rather than an einsum with "...": tf2onnx's einsum
+  # optimizer cannot read ellipses (the ONNX export converts this graph).
+  return ops.matmul(uv, ops.swapaxes(linear, -1, -2)) + offset[..., None, :]
 
 
 def check_convention(convention):

@@ -1,7 +1,12 @@
-r"""Predicts hand poses in depth images with an exported SavedModel.
+r"""Predicts hand poses in depth images with an exported model.
 
-  python -m jgr_p2o_tf.infer --saved_model=runs/nyu/saved_model \
+  python -m jgr_p2o_tf.infer --model=runs/nyu/saved_model \
       --dataset=nyu --output_dir=out depth_1_0000001.png depth_1_0000002.png
+  python -m jgr_p2o_tf.infer --model=runs/nyu/onnx --runtime=openvino ...
+
+``--model`` is a SavedModel (run by TensorFlow) or an ONNX export (run by
+onnxruntime or OpenVINO, ``--runtime``) of ``python -m jgr_p2o_tf.export``;
+``--saved_model`` is another name for it.
 
 Writes ``{output_dir}/predictions.json`` (per image: the hand centre and the
 joints in xyz mm and full-frame uvd) and, unless ``--noplot``, one PNG per
@@ -9,9 +14,9 @@ image with the skeleton drawn on the depth. Each image's hand centre is
 ``--centre`` or, by default, computed from the depth (the nearest object's
 centre of mass, ``datasets.centres.compute_centre``).
 
-The camera is ``--dataset``'s, or the one stored in the SavedModel at
-export; ``--camera`` overrides the intrinsics. See ``jgr_p2o_tf.inference``
-for the image formats.
+The camera is ``--dataset``'s, or the one stored in the model at export;
+``--camera`` overrides the intrinsics. See ``jgr_p2o_tf.inference`` for the
+image formats.
 """
 
 import os
@@ -20,15 +25,23 @@ from absl import flags
 
 from jgr_p2o_tf import cli
 from jgr_p2o_tf import dataset_profiles
+from jgr_p2o_tf import inference
 
-_SAVED_MODEL = flags.DEFINE_string(
-    "saved_model", None, "A SavedModel written by python -m jgr_p2o_tf.export.")
+_MODEL = flags.DEFINE_string(
+    "model", None, "A SavedModel or an ONNX export written by python -m "
+    "jgr_p2o_tf.export.")
+flags.DEFINE_alias("saved_model", "model")
+_RUNTIME = flags.DEFINE_enum(
+    "runtime", None, inference.RUNTIMES,
+    "What runs the model: tensorflow (a SavedModel), onnxruntime or openvino "
+    "(an ONNX export); default: tensorflow for a SavedModel, onnxruntime for "
+    "an ONNX export.")
 _DATASET = flags.DEFINE_enum(
     "dataset", None, dataset_profiles.NAMES,
-    "Camera and image format of the images; default: the SavedModel's camera.")
+    "Camera and image format of the images; default: the model's camera.")
 _CAMERA = flags.DEFINE_list(
     "camera", None, "fx,fy,cx,cy[,width,height] of the depth camera, "
-    "overriding --dataset's or the SavedModel's intrinsics.")
+    "overriding --dataset's or the model's intrinsics.")
 _CENTRE = flags.DEFINE_list(
     "centre", None, "x,y,z hand centre in mm for every image; default: "
     "computed from each image.")
@@ -37,7 +50,7 @@ _OUTPUT_DIR = flags.DEFINE_string(
 _PLOT = flags.DEFINE_boolean("plot", True,
                              "Write a PNG per image with the skeleton.")
 
-flags.mark_flags_as_required(["saved_model", "output_dir"])
+flags.mark_flags_as_required(["model", "output_dir"])
 
 
 def main(argv):
@@ -50,10 +63,9 @@ def main(argv):
   centre = None if _CENTRE.value is None else cli.numbers(_CENTRE, (3,))
   intrinsics = (None if _CAMERA.value is None
                 else cli.numbers(_CAMERA, (4, 6)))
-  # Imported here: TensorFlow takes seconds, and flag errors need none of it.
-  from jgr_p2o_tf import inference  # pylint: disable=g-import-not-at-top
+  # Imported here: flag errors need none of matplotlib.
   from jgr_p2o_tf import visualize  # pylint: disable=g-import-not-at-top
-  predictor = inference.Predictor(_SAVED_MODEL.value)
+  predictor = inference.Predictor(_MODEL.value, _RUNTIME.value)
   camera = inference.resolve_camera(predictor, _DATASET.value, intrinsics)
   dataset = _DATASET.value or predictor.metadata.get("dataset")
   output_dir = _OUTPUT_DIR.value

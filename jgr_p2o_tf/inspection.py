@@ -1,9 +1,10 @@
 """What notebooks/inspect_voting_maps.ipynb needs besides its figures.
 
 ``load_model`` opens what the notebook is pointed at: a ``.keras`` file, a
-training run's model_dir or an exported SavedModel. ``quick_train`` makes a
-small model on synthetic frames when there is none, with the library's
-trainer (its frames from ``data_preparation.prepare_synthetic_split``).
+training run's model_dir, or an exported SavedModel or ONNX export (on any
+of ``inference.RUNTIMES``). ``quick_train`` makes a small model on synthetic
+frames when there is none, with the library's trainer (its frames from
+``data_preparation.prepare_synthetic_split``).
 ``run_on_records`` runs a model over the first crops of a prepared split and
 maps its joints back to millimetres; ``stack_outputs`` gives every stack's
 outputs for one crop. The figures are ``jgr_p2o_tf.visualize``'s.
@@ -32,31 +33,16 @@ QUICK_TRAIN = dict(num_stacks=1, num_features=64, batch_size=32,
                    jit_compile=False)
 
 
-class SavedModelCrop:
-  """The crop signature of an exported SavedModel, called like the Keras model.
-
-  The signature returns the last stack's joints and voting maps only, so the
-  one-element list it gives has no offset maps. Its joints are in the
-  project's coordinate convention, whatever the exported network's.
-  """
-
-  coordinate_convention = "project"
-
-  def __init__(self, saved_model_dir):
-    self.predictor = inference.Predictor(saved_model_dir)
-
-  def __call__(self, depth_crop, training=False):
-    del training  # An exported model always runs in inference mode.
-    return [self.predictor.predict_crop(np.asarray(depth_crop, np.float32))]
-
-
-def load_model(path):
+def load_model(path, runtime=None):
   """A model to inspect, and the skeleton it was trained on if that is known.
 
   Args:
     path: a ``.keras`` file; a training run's model_dir (the model
-      ``run_dir.resolve_model_path`` picks); or an exported SavedModel
-      folder.
+      ``run_dir.resolve_model_path`` picks); or an exported SavedModel or
+      ONNX export folder, whose crop graph ``inference.CropModel`` calls (last
+      stack only, no offset maps).
+    runtime: for an export, one of ``inference.RUNTIMES`` (default: its
+      format's); ignored for Keras models.
 
   Returns:
     (model, skeleton): a callable ``model(depth_crop, training=False)`` giving
@@ -68,9 +54,9 @@ def load_model(path):
     FileNotFoundError: nothing to load at ``path``.
   """
   path = os.fspath(path)
-  if os.path.isfile(os.path.join(path, "saved_model.pb")):
-    model = SavedModelCrop(path)
-    return model, model.predictor.skeleton.name
+  if inference.export_format(path):
+    predictor = inference.Predictor(path, runtime)
+    return inference.CropModel(predictor), predictor.skeleton.name
   if os.path.isdir(path):
     model_dir = path
     path = run_dir.resolve_model_path(path)
@@ -78,7 +64,7 @@ def load_model(path):
     model_dir = os.path.dirname(path)
   else:
     raise FileNotFoundError(f"{path}: not a .keras file, a training run's "
-                            f"model_dir or a SavedModel folder")
+                            f"model_dir, a SavedModel or an ONNX export")
   config = os.path.join(model_dir, run_dir.CONFIG_FILE)
   skeleton = (run_dir.read_train_config(model_dir).get("skeleton") or None
               if os.path.isfile(config) else None)

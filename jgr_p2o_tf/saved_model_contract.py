@@ -100,15 +100,38 @@ def metadata(*, skeleton, cube_mm, crop_size, output_grid, num_stacks,
   }
 
 
+def check_format(metadata, path, expected_format=FORMAT,
+                 expected_version=FORMAT_VERSION):
+  """Raises ValueError naming ``path`` unless the metadata is of that format.
+
+  Shared with ``onnx_contract``: an export by an older or newer version of
+  this project, or of something else, is refused with one line saying so.
+  """
+  found, version = metadata.get("format"), metadata.get("format_version")
+  if found != expected_format:
+    raise ValueError(f"{path}: metadata of format {found!r}, not "
+                     f"{expected_format!r}: not exported by this version of "
+                     f"python -m jgr_p2o_tf.export; export the model again")
+  if version != expected_version:
+    age = ("an older" if isinstance(version, int) and version < expected_version
+           else "another")
+    raise ValueError(f"{path}: exported by {age} version of jgr_p2o_tf "
+                     f"({expected_format} version {version}; this one reads "
+                     f"version {expected_version}); export the model again")
+
+
 def read_metadata(loaded, saved_model_dir):
   """The metadata dict of a SavedModel loaded with ``tf.saved_model.load``.
 
   Raises:
-    ValueError: naming ``saved_model_dir``, a SavedModel without the asset.
+    ValueError: naming ``saved_model_dir``, a SavedModel without the asset
+      or of another format version (``check_format``).
   """
   metadata_file = getattr(loaded, "metadata_file", None)
   if metadata_file is None:
     raise ValueError(f"{saved_model_dir}: a SavedModel without the "
                      f"{METADATA_FILE} asset of jgr_p2o_tf.export")
   with open(metadata_file.asset_path.numpy().decode(), encoding="utf-8") as f:
-    return json.load(f)
+    metadata = json.load(f)
+  check_format(metadata, saved_model_dir)
+  return metadata

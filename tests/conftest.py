@@ -26,3 +26,21 @@ def synthetic_records(tmp_path_factory):
   frames (ICVL layout)."""
   return make_synthetic_records(str(tmp_path_factory.mktemp("synthetic")),
                                 256, 64, train_shards=4)
+
+
+@pytest.fixture(scope="session")
+def nyu_export(tmp_path_factory):
+  """The paper's model as a SavedModel: (model, export_dir, metadata).
+
+  2 stacks, 128 features, NYU's 14 joints, random weights and batch norm
+  statistics; exported with XLA and batch norms folded.
+  """
+  from jgr_p2o_tf import exporter  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import model as model_lib  # pylint: disable=g-import-not-at-top
+  from tests import test_export  # pylint: disable=g-import-not-at-top
+  model = model_lib.build_model(14)
+  test_export.randomize_batch_norm(model)
+  export_dir = tmp_path_factory.mktemp("nyu") / "saved_model"
+  metadata = exporter.export_saved_model(
+      model, export_dir, skeleton="nyu", cube_mm=300.0, dataset="nyu")
+  return model, export_dir, metadata

@@ -289,12 +289,13 @@ def test_a_damaged_png_is_one_error_and_nothing_on_stderr(tmp_path, capfd,
 class _Predictor:
   """Stands for a SavedModel: joints where the centre is, or NaN."""
   cube_mm = np.full(3, 250.0, np.float32)
-  metadata = {"cube_mm": [250.0] * 3}
+  metadata = {"cube_mm": [250.0] * 3, "format": "saved_model"}
+  runtime = "tensorflow"
 
   def __init__(self, joints=0.0):
     from jgr_p2o_tf import skeletons  # pylint: disable=g-import-not-at-top
     self.skeleton = skeletons.ICVL
-    self.saved_model_dir = "model"
+    self.model_dir = "model"
     self.joints = joints
 
   def predict(self, depth, centre, camera):

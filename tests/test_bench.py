@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import keras
+import onnxruntime
 import pytest
 import tensorflow as tf
 
@@ -27,7 +28,8 @@ ROW_KEYS = {"part", "measurement", "batch_size", "runs", "median_ms",
 TINY_SETTINGS = workload.Settings(
     batch_sizes=(1, 2), latency_runs=2, throughput_runs=1, warmup_runs=1,
     train_steps=1, train_jit_compile=(False,), input_batches=2,
-    record_frames=workload.TRAIN_BATCH_SIZE)
+    record_frames=workload.TRAIN_BATCH_SIZE, calibration_frames=2,
+    accuracy_frames=3)
 TINY_MODEL = workload.ModelConfig(num_stacks=1, num_features=16)
 
 
@@ -45,11 +47,16 @@ def test_report_of_every_part_under_tensorflow():
   json.loads(json.dumps(report))
   assert set(report) == {"benchmark", "machine", "model", "settings",
                          "results", "skipped", "notes"}
-  assert report["skipped"] == [] and report["notes"] == [
-      timing.TIMING_NOTE]
+  assert report["skipped"] == []
+  assert report["notes"] == [timing.TIMING_NOTE, (
+      "int8: crop.onnx quantized by onnxruntime's quantize_static (QDQ; "
+      "per-channel int8 weights of the convolutions, uint8 activations, "
+      "MinMax over synthetic crops); accuracy of the timed network (random "
+      "weights), speed of the timed network (random weights)")]
   machine = report["machine"]
   assert machine["backend"] == "tensorflow"
   assert machine["tensorflow"] == tf.__version__
+  assert machine["onnxruntime"] == onnxruntime.__version__
   assert machine["cpu_cores"] >= 1 and len(machine["load_average_end"]) == 3
   model = report["model"]
   assert model["parameters"] == build_model(
@@ -57,15 +64,17 @@ def test_report_of_every_part_under_tensorflow():
   assert model["flops_per_frame"] == sum(model["flops_breakdown"].values())
 
   rows = report["results"]
-  timed = [r for r in rows if "percent" not in r]
+  timed = [r for r in rows if "percent" not in r and "mm" not in r]
   for row in timed:
     assert ROW_KEYS <= set(row), row
     assert 0 < row["median_ms"] <= row["p90_ms"]
   names = {(r["part"], r["measurement"], r["batch_size"]) for r in rows}
   for part, batch_sizes in (("model", (1, 2)), ("xla", (1, 2)),
-                            ("saved_model", (1, 2)), ("train", (32,)),
+                            ("saved_model", (1, 2)), ("onnxruntime", (1, 2)),
+                            ("openvino", (1, 2)), ("train", (32,)),
                             ("input", (32,))):
-    assert {b for p, _, b in names if p == part} == set(batch_sizes), part
+    assert {b for p, _, b in names if p == part} - {None} == set(
+        batch_sizes), part
   by_name = {(r["measurement"], r["batch_size"]): r for r in rows}
   crop = by_name[("'crop' signature, 96×96 crop", 1)]
   assert crop["target"] == "≤ 9 ms" and isinstance(crop["target_met"], bool)
@@ -85,6 +94,31 @@ def test_report_of_every_part_under_tensorflow():
   assert cost["percent"] == pytest.approx(
       100 * (augmented["median_ms"] / plain["median_ms"] - 1))
   assert cost["target"] == "≤ 5%"
+  for runtime in ("onnxruntime", "openvino"):
+    runtime_rows = {(r["measurement"], r["batch_size"]): r for r in rows
+                    if r["part"] == runtime}
+    assert list(runtime_rows) == [
+        ("crop.onnx, float32, 96×96 crop", 1),
+        ("crop.onnx, float32, 96×96 crop", 2),
+        ("full_frame.onnx, float32, 640×480 frame + crop", 1),
+        ("full_frame.onnx, float32, 640×480 frame + crop", 2),
+        ("full-frame graph over crop graph, float32", 1),
+        ("crop.onnx, int8 (quantize_crop_graph), 96×96 crop", 1),
+        ("crop.onnx, int8 (quantize_crop_graph), 96×96 crop", 2),
+        ("int8 − float32 mean error, 3 synthetic test frames, the timed "
+         "network (random weights)", None)]
+    crop_row = runtime_rows[("crop.onnx, float32, 96×96 crop", 1)]
+    assert crop_row["target"] == "≤ 5 ms"
+    assert crop_row["speedup"] == pytest.approx(
+        crop["median_ms"] / crop_row["median_ms"])
+    cost = runtime_rows[("full-frame graph over crop graph, float32", 1)]
+    assert cost["percent"] == pytest.approx(100 * (runtime_rows[(
+        "full_frame.onnx, float32, 640×480 frame + crop", 1)]["median_ms"] /
+        runtime_rows[("crop.onnx, float32, 96×96 crop", 1)]["median_ms"] - 1))
+    accuracy = rows[[r["part"] for r in rows].index(runtime) + 7]
+    assert accuracy["mm"] == pytest.approx(
+        accuracy["int8_mm"] - accuracy["float32_mm"])
+    assert accuracy["target"] == "≤ 0.3 mm"
   inputs = by_name[("tf.data make_dataset(training=True)", 32)]
   assert inputs["frames_per_s"] == pytest.approx(32 * inputs["batches_per_s"])
 
@@ -96,7 +130,9 @@ def test_report_of_every_part_under_tensorflow():
   assert [line.split()[0] for line in table] == [r["part"] for r in rows]
   assert table[rows.index(crop)].split()[-1] == (
       "pass" if crop["target_met"] else "miss")
-  assert lines[-1] == f"note: {timing.TIMING_NOTE}"
+  assert lines[-2:] == [f"note: {note}" for note in report["notes"]]
+  accuracy_line = table[[r.get("mm") for r in rows].index(accuracy["mm"])]
+  assert f"{accuracy['mm']:+.2f} mm (" in accuracy_line
   assert keras.config.dtype_policy().name == "float32"
 
 

@@ -1,7 +1,7 @@
 """Tests of the SavedModel export: fidelity, signatures, errors, CLI.
 
-The default two-stack model is exported once and run in a fresh Python
-process that can import nothing of this project, only TensorFlow; its
+The default two-stack model is exported once (``nyu_export`` in conftest.py,
+shared with the ONNX tests) and run in a fresh Python process that can import nothing of this project, only TensorFlow; its
 outputs must equal the Keras model's on NumPy crops (``geometry.crop_depth``)
 and NumPy uncrops. The other tests use a one-stack model with 32 features to
 stay fast. Batch norm statistics are randomised, so folding them is tested
@@ -101,17 +101,6 @@ def numpy_reference(model, depth, centres, cameras, cube_mm):
   outputs = model(crops, training=False)[-1]
   return ({k: np.asarray(v) for k, v in outputs.items()}, crops,
           np.stack(affines))
-
-
-@pytest.fixture(scope="module")
-def nyu_export(tmp_path_factory):
-  """The default 2-stack NYU model, exported with XLA and BN folded."""
-  model = model_lib.build_model(14)
-  randomize_batch_norm(model)
-  export_dir = tmp_path_factory.mktemp("nyu") / "saved_model"
-  metadata = exporter.export_saved_model(
-      model, export_dir, skeleton="nyu", cube_mm=300.0, dataset="nyu")
-  return model, export_dir, metadata
 
 
 def test_default_model_in_fresh_process(nyu_export, tmp_path):

@@ -3,7 +3,8 @@
 The notebook is executed in a kernel of this Python with environment
 variables that make it quick: first as it runs by default, training a model
 (for two steps on 64 synthetic frames) and rendering 16 test crops; then on
-that model exported as a SavedModel and the test crops already prepared.
+that model exported as ONNX graphs, run by OpenVINO, and the test crops
+already prepared.
 """
 
 import os
@@ -13,8 +14,8 @@ from nbclient import NotebookClient
 import numpy as np
 import pytest
 
-from jgr_p2o_tf import exporter
 from jgr_p2o_tf import inspection
+from jgr_p2o_tf import onnx_export
 
 NOTEBOOK_DIR = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "notebooks")
@@ -74,15 +75,16 @@ def test_notebook_trains_a_model_and_draws_its_figures(executed):
       "data", {}) and "<Figure size" in o.get("data", {}).get("text/plain", ""))
 
 
-def test_notebook_on_a_saved_model_and_a_prepared_split(executed, tmp_path):
+def test_notebook_on_an_export_and_a_prepared_split(executed, tmp_path):
   _, work_dir = executed
-  saved_model = str(tmp_path / "saved_model")
-  exporter.export_from_model_dir(os.path.join(work_dir, "model"), saved_model,
-                                 model="last", jit_compile=False)
+  export_dir = str(tmp_path / "onnx")
+  onnx_export.export_onnx_from_model_dir(os.path.join(work_dir, "model"),
+                                         export_dir, model="last")
   notebook = _execute(
-      MODEL=saved_model, DATA_DIR=os.path.join(work_dir, "records", "test"),
-      FRAMES=8, FRAME_INDEX=2, WORK_DIR=tmp_path / "unused")
-  # The SavedModel returns no offset maps: no offset field.
+      MODEL=export_dir, RUNTIME="openvino",
+      DATA_DIR=os.path.join(work_dir, "records", "test"), FRAMES=8,
+      FRAME_INDEX=2, WORK_DIR=tmp_path / "unused")
+  # An exported model returns no offset maps: no offset field.
   assert len(_figures(notebook)) == NUM_FIGURES - 1
   text = _text(notebook)
   assert "returns no offset maps" in text

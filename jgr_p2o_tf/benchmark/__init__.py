@@ -1,4 +1,4 @@
-"""How fast the network, its SavedModel, training and the input pipeline run.
+"""How fast the network runs on each runtime, training and the input pipeline.
 
 ``run_benchmark`` (``report``) is what ``python -m jgr_p2o_tf.bench`` calls.
 It measures, on a randomly initialised model of the NYU layout (14 joints,
@@ -13,6 +13,10 @@ It measures, on a randomly initialised model of the NYU layout (14 joints,
     loaded back: its "crop" signature and its full-frame
     "serving_default" signature, whose crop (640×480 NYU frame) runs in the
     graph;
+  * "onnxruntime" and "openvino": the model exported by
+    ``onnx_export.export_onnx`` and run by ``inference.Predictor``: its crop
+    and full-frame graphs in float32, the crop graph in int8, and int8's
+    accuracy change in mm (``onnx_speed``);
   * "train": under TensorFlow the project's ``Trainer.train_step`` at batch
     32, augmentation on and off, XLA on and off; under JAX a jitted
     ``jax.value_and_grad`` of ``losses.jgr_p2o_loss`` through Keras'
@@ -26,14 +30,15 @@ does. A call counts as finished when its last output is on the host.
 
 "train" (TensorFlow) and "input" read synthetic NYU-layout records that
 ``data_preparation.prepare_synthetic_split`` renders and prepares in a
-temporary folder. Under JAX, what needs TensorFlow ("saved_model", "input") is skipped with a
-note in the report, and TensorFlow is never imported.
+temporary folder. Under JAX, what needs TensorFlow ("saved_model", the ONNX
+parts, "input") is skipped with a note in the report, and TensorFlow is
+never imported.
 
 FLOPs are counted analytically from the Keras model's layers
 (``jgr_p2o_tf.flops``).
 
 Modules: ``workload`` (the network, its inputs, ``Settings``), ``timing``
 (wall times, result rows, targets), ``machine`` (the machine and software),
-``inference_speed`` and ``training_speed`` (the parts), ``report`` (the whole
-run and its table).
+``inference_speed``, ``onnx_speed`` and ``training_speed`` (the parts),
+``report`` (the whole run and its table).
 """

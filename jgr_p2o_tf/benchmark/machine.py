@@ -67,6 +67,9 @@ def machine_info():
       "keras": keras.__version__,
       "tensorflow": _version("tensorflow", "tensorflow-cpu"),
       "jax": _version("jax"),
+      "onnxruntime": _version("onnxruntime"),
+      "openvino": _version("openvino"),
+      "tf2onnx": _version("tf2onnx"),
       "python": platform.python_version(),
       "platform": platform.platform(),
   }

@@ -12,12 +12,14 @@ from jgr_p2o_tf import skeletons
 from jgr_p2o_tf import train_config
 from jgr_p2o_tf.benchmark import inference_speed as inference
 from jgr_p2o_tf.benchmark import machine as machine_lib
+from jgr_p2o_tf.benchmark import onnx_speed
 from jgr_p2o_tf.benchmark import timing
 from jgr_p2o_tf.benchmark import training_speed as training
 from jgr_p2o_tf.benchmark import workload
 
 PARTS = workload.PARTS
-TENSORFLOW_PARTS = ("saved_model", "input")
+# The ONNX parts need TensorFlow too: tf2onnx converts the TensorFlow graph.
+TENSORFLOW_PARTS = ("saved_model", "onnxruntime", "openvino", "input")
 BACKENDS = ("tensorflow", "jax")
 
 
@@ -38,8 +40,28 @@ def _check_arguments(parts, config, backend):
                      "training step does not do; use bfloat16 or none")
 
 
+def _int8_models(root, model, accuracy_model_dir, settings, log):
+  """The timed network's ``onnx_speed.Int8Model``, and the accuracy one's."""
+  from jgr_p2o_tf import exporter  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf.synthetic import writer  # pylint: disable=g-import-not-at-top
+  timed = onnx_speed.Int8Model(
+      model, dict(skeleton=workload.SKELETON, cube_mm=workload.DATASET.cube_mm,
+                  dataset=workload.DATASET.name),
+      os.path.join(root, "onnx"), settings, workload.DATASET.name,
+      "the timed network (random weights)", log)
+  if accuracy_model_dir is None:
+    return timed, timed
+  trained, arguments = exporter.load_run(accuracy_model_dir)
+  dataset = arguments["dataset"]
+  camera = dataset if dataset in writer.CAMERAS else "icvl"
+  return timed, onnx_speed.Int8Model(
+      trained, arguments, os.path.join(root, "onnx_accuracy"), settings,
+      camera, accuracy_model_dir, log)
+
+
 def run_benchmark(parts=PARTS, config=workload.ModelConfig(),
-                  settings=workload.Settings(), log=print):
+                  settings=workload.Settings(), log=print,
+                  accuracy_model_dir=None):
   """Runs the chosen parts of the benchmark on the current Keras backend.
 
   Args:
@@ -47,14 +69,19 @@ def run_benchmark(parts=PARTS, config=workload.ModelConfig(),
     config: ModelConfig of the timed network.
     settings: Settings (iterations, batch sizes).
     log: called with a line before each measurement.
+    accuracy_model_dir: a training run on synthetic frames (the demo's
+      runs/demo/model) whose int8 accuracy the ONNX parts report; None: the
+      timed network's (random weights, so only the change means something).
 
   Returns:
     The report, a JSON-serialisable dict: "machine", "model" (parameters,
     FLOPs), "settings", "results" (one row per measurement: part,
     measurement, batch_size, runs, median_ms, p90_ms, frames_per_s,
-    first_call_s, target, target_met, reference; augmentation cost rows
-    have percent instead of times), "skipped" (part, reason) and "notes"
-    (lines on how to read the rows).
+    first_call_s, target, target_met, reference; SavedModel and ONNX rows
+    name their signature, and ONNX rows have their speedup over the
+    SavedModel's; cost rows have percent instead of times, int8 accuracy
+    rows mm (the change), float32_mm and int8_mm), "skipped" (part, reason)
+    and "notes" (lines on how to read the rows).
 
   Raises:
     ValueError: an unknown part, backend or mixed precision, or settings out
@@ -78,10 +105,26 @@ def run_benchmark(parts=PARTS, config=workload.ModelConfig(),
         records_dir = data_preparation.prepare_synthetic_split(
             root, "train", settings.record_frames, seed=0,
             layout=workload.SKELETON, camera=workload.DATASET.name)
+      int8_models = None
+      missing = onnx_speed.missing_packages()
       for part in parts:
         if backend == "jax" and part in TENSORFLOW_PARTS:
           skipped.append({"part": part, "reason": "needs TensorFlow; skipped "
                                                   "under KERAS_BACKEND=jax"})
+        elif part in onnx_speed.RUNTIMES and config.mixed_precision != "none":
+          skipped.append({"part": part, "reason": "the ONNX export is "
+                                                  "float32; skipped under "
+                                                  "--mixed_precision"})
+        elif part in onnx_speed.RUNTIMES and missing:
+          skipped.append({"part": part, "reason": f"needs {', '.join(missing)}"
+                                                  f" (pip install .[onnx])"})
+        elif part in onnx_speed.RUNTIMES:
+          if int8_models is None:
+            int8_models = _int8_models(root, model, accuracy_model_dir,
+                                       settings, log)
+            notes.append(onnx_speed.int8_note(*int8_models))
+          results += onnx_speed.benchmark_runtime(part, *int8_models,
+                                                  settings, log)
         elif part == "model":
           results += inference.benchmark_eager(model, settings, log)
           if backend == "tensorflow":
@@ -101,6 +144,7 @@ def run_benchmark(parts=PARTS, config=workload.ModelConfig(),
           results += training.benchmark_input(records_dir, settings, log)
   finally:
     keras.config.set_dtype_policy(previous_policy)
+  onnx_speed.add_speedups(results)
   machine["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
   return {
       "benchmark": "jgr_p2o_tf.bench",
@@ -140,8 +184,9 @@ def format_report(report):
       f"{machine['memory_gib']} GiB; accelerators: "
       f"{', '.join(machine['accelerators']) or 'none'}",
       f"backend {machine['backend']}, keras {machine['keras']}, tensorflow "
-      f"{machine['tensorflow']}, jax {machine['jax']}, python "
-      f"{machine['python']}; load average "
+      f"{machine['tensorflow']}, jax {machine['jax']}, onnxruntime "
+      f"{machine['onnxruntime']}, openvino {machine['openvino']}, tf2onnx "
+      f"{machine['tf2onnx']}, python {machine['python']}; load average "
       f"{' '.join(map(str, machine['load_average']))} at start, "
       f"{' '.join(map(str, machine['load_average_end']))} at end",
       f"JGR-P2O, {model['num_stacks']} stacks, {model['num_features']} "
@@ -160,11 +205,17 @@ def format_report(report):
     other = ""
     if "percent" in row:
       other = f"{row['percent']:+.1f}%"
+    elif "mm" in row:
+      other = (f"{row['mm']:+.2f} mm ({row['float32_mm']:.2f} → "
+               f"{row['int8_mm']:.2f})")
+    elif "speedup" in row:
+      other = f"{row['speedup']:.2f}× SavedModel"
     elif "batches_per_s" in row:
       other = f"{row['batches_per_s']:.1f} batches/s"
     target = "; ".join(t for t in (row["target"], row["reference"]) if t)
     met = {None: "", True: "pass", False: "miss"}[row["target_met"]]
-    table.append((row["part"], row["measurement"], str(row["batch_size"]),
+    batch = "" if row["batch_size"] is None else str(row["batch_size"])
+    table.append((row["part"], row["measurement"], batch,
                   _number(row.get("median_ms"), 2),
                   _number(row.get("p90_ms"), 2),
                   _number(row.get("frames_per_s"), 1), other, target, met))

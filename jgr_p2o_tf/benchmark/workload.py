@@ -13,7 +13,8 @@ from jgr_p2o_tf import geometry
 from jgr_p2o_tf import skeletons
 from jgr_p2o_tf import train_config
 
-PARTS = ("model", "xla", "saved_model", "train", "input")
+PARTS = ("model", "xla", "saved_model", "onnxruntime", "openvino", "train",
+         "input")
 
 # The paper's headline model: NYU's 14 joints, 1.4M parameters, trained as
 # the trainer does by default.
@@ -55,6 +56,9 @@ class Settings:
       (TensorFlow).
     input_batches: batches read from the input pipeline.
     record_frames: synthetic frames prepared for "train" and "input".
+    calibration_frames: synthetic frames whose crops calibrate int8
+      ("onnxruntime", "openvino").
+    accuracy_frames: synthetic test frames of int8's accuracy.
   """
   batch_sizes: tuple = (1, 32, 256)
   latency_runs: int = 100
@@ -64,6 +68,8 @@ class Settings:
   train_jit_compile: tuple = (True, False)
   input_batches: int = 100
   record_frames: int = 256
+  calibration_frames: int = 64
+  accuracy_frames: int = 200
 
   @classmethod
   def quick(cls, latency_runs=None, batch_sizes=None):
@@ -72,7 +78,7 @@ class Settings:
                latency_runs=10 if latency_runs is None else latency_runs,
                throughput_runs=2,
                warmup_runs=1, train_steps=3, input_batches=10,
-               record_frames=64)
+               record_frames=64, calibration_frames=8, accuracy_frames=16)
 
   def validate(self):
     """Raises ValueError naming a setting out of range."""
@@ -80,7 +86,8 @@ class Settings:
       raise ValueError(f"batch sizes must be positive, got "
                        f"{list(self.batch_sizes)}")
     for name in ("latency_runs", "throughput_runs", "warmup_runs",
-                 "train_steps", "input_batches"):
+                 "train_steps", "input_batches", "calibration_frames",
+                 "accuracy_frames"):
       if getattr(self, name) < 1:
         raise ValueError(f"{name} must be at least 1, got "
                          f"{getattr(self, name)}")
