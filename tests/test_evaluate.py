@@ -151,7 +151,10 @@ def test_cli_file_mode_writes_json_and_png(tmp_path):
      "--dataset=hands"),
     (["--dataset=nyu", "--labels=/nonexistent/gt.txt", "--predictions=b.txt"],
      "/nonexistent/gt.txt"),
-    (["--dataset=nyu", "--predictions=b.txt"], "--labels is required"),
+    (["--dataset=nyu", "--predictions=b.txt"],
+     "--labels is required in file mode"),
+    (["--dataset=nyu"], "a model (--model_dir and --data_dir) or prediction "
+     "files (--predictions and --labels)"),
     (["--dataset=nyu", "--bogus=1"], "Unknown command line flag 'bogus'"),
 ])
 def test_cli_bad_input_is_a_one_line_error(flags, message):
