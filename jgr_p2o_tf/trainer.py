@@ -384,7 +384,7 @@ def train(config, log=print):
       bar.update(1)
       if step % config.log_every_steps == 0:
         _log_scalars(writers["train"], step, loss, parts,
-                     trainer.learning_rate(step))
+                     trainer.learning_rate(step), config.beta)
       if step % config.checkpoint_every_steps == 0:
         trainer.save_checkpoint(loss_sum, loss_steps)
     bar.close()
@@ -560,13 +560,38 @@ def _summary_writers(model_dir, is_chief):
           for name in ("train", "validation")}
 
 
-def _log_scalars(writer, step, loss, parts, learning_rate):
+# TensorBoard's tags: groups are the tags' prefixes, listed alphabetically,
+# so the key figure's group, "error", comes first.
+VALIDATION_ERROR_TAG = "error/validation_mean_3d_mm"
+
+
+def _log_scalars(writer, step, loss, parts, learning_rate, beta):
+  """The step's loss, its parts per stack (the offset loss raw and × β)."""
   with writer.as_default(step=step):
-    tf.summary.scalar("loss/total", loss)
+    tf.summary.scalar(
+        "loss/total", loss,
+        description="The step's objective: Σ over stacks of coordinate + β "
+        "× offset loss (Eq. 9), plus the L2 weight penalty when "
+        "weight_decay_mode=l2.")
     for s, part in enumerate(parts, start=1):
-      for name, value in part.items():
-        tf.summary.scalar(f"loss/stack{s}_{name}", value)
-    tf.summary.scalar("learning_rate", learning_rate)
+      tf.summary.scalar(
+          f"loss/stack{s}_coordinate", part["coordinate"],
+          description=f"Stack {s}: Huber loss of the normalized joint "
+          "coordinates (Eq. 7).")
+      tf.summary.scalar(
+          f"loss/stack{s}_offset", part["offset"],
+          description=f"Stack {s}: Huber loss of the pixel-to-joint offsets "
+          f"(Eq. 8), summed over every pixel of the grid, before its weight "
+          f"β = {beta:g}; it enters the objective as stack{s}_offset_x_beta.")
+      tf.summary.scalar(
+          f"loss/stack{s}_offset_x_beta", beta * part["offset"],
+          description=f"Stack {s}: β × offset loss, its share of the "
+          "objective.")
+      tf.summary.scalar(
+          f"loss/stack{s}_total", part["total"],
+          description=f"Stack {s}: coordinate + β × offset loss.")
+    tf.summary.scalar("learning_rate", learning_rate,
+                      description="Adam's learning rate at this step.")
 
 
 def _log_validation(writer, step, error, trainer, validation):
@@ -582,14 +607,24 @@ def _log_validation(writer, step, error, trainer, validation):
   joints_uvz = geometry.convert_uvz(
       np.asarray(outputs["joints_uvz"][0]), depth.shape[0],
       trainer.config.coordinate_convention)
+  gt_uvz = batch["joints_uvz"][0].numpy()
   joints = visualize.figure_to_array(visualize.plot_crop_with_joints(
-      depth, joints_uvz, skeleton, gt_uvz=batch["joints_uvz"][0].numpy()))
+      depth, joints_uvz, skeleton, gt_uvz=gt_uvz))
   voting = visualize.figure_to_array(visualize.plot_voting_maps(
-      depth, np.asarray(outputs["voting_maps"][0]),
-      skeleton.joint_names))
+      depth, np.asarray(outputs["voting_maps"][0]), skeleton.joint_names,
+      joints_uvz=joints_uvz, gt_uvz=gt_uvz, panel_inches=3.0))
   with writer.as_default(step=step):
-    tf.summary.scalar("mean_error_mm", error)
-    tf.summary.image("crop_with_joints", joints[None])
-    tf.summary.image("voting_maps", voting[None])
+    tf.summary.scalar(
+        VALIDATION_ERROR_TAG, error,
+        description="Mean 3D distance (mm) between predicted and true "
+        "joints over the validation split's frames; its lowest epoch is "
+        "best.keras.")
+    tf.summary.image(
+        "crop_with_joints", joints[None],
+        description="The first validation crop: predicted joints (red), "
+        "ground truth (green, dashed).")
+    tf.summary.image(
+        "voting_maps", voting[None],
+        description="The last stack's voting map of each joint on the "
+        "first validation crop: predicted joint ×, true joint ○.")
   writer.flush()
-

@@ -170,10 +170,12 @@ def test_plot_depth_with_joints():
       dataset_fixtures.random_hand_xyz(np.random.default_rng(1), 16, 450.0),
       CAMERA)
   figure = visualize.plot_depth_with_joints(depth, joints, "icvl",
-                                            centre_uvd=joints[0])
-  (ax,) = figure.axes
+                                            centre_uvd=joints[0],
+                                            full_frame=True)
+  ax, colour_bar = figure.axes
   (image,) = ax.get_images()
   assert image.get_array().shape == depth.shape
   assert image.get_array().mask[0, 0] and not image.get_array().mask[120, 170]
   assert ax.get_xlim() == (-0.5, CAMERA.width - 0.5)
+  assert colour_bar.get_ylabel() == "depth (mm)"
   assert visualize.figure_to_png_bytes(figure).startswith(b"\x89PNG")

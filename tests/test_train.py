@@ -39,12 +39,13 @@ def test_loss_falls_and_validation_error_improves(synthetic_records, tmp_path,
   # A quarter of the training records (their last shard) held out.
   config = _config(synthetic_records, tmp_path, epochs=8, learning_rate=2e-3,
                    augment=False, validation_fraction=0.25,
-                   progress_bar=True)
+                   progress_bar=True, log_every_steps=12)
   log = []
   started = time.monotonic()
   history = trainer_lib.train(config, log=log.append)
   seconds = time.monotonic() - started
   _check_log(log, capfd.readouterr().err.splitlines(), config, seconds)
+  _check_tensorboard(tmp_path)
   losses = [h["train_loss"] for h in history]
   errors = [h["validation_mean_error_mm"] for h in history]
   print("losses", losses, "validation errors (mm)", errors)
@@ -89,6 +90,34 @@ def _check_log(log, bar_lines, config, seconds):
   assert log[-1] == f"the run's model: {config.model_dir}/best.keras"
   # Nothing of a raw dict's float noise.
   assert not re.search(r"\d\.\d{6}", "\n".join(log + bar_lines))
+
+
+def _tensorboard_scalars(directory):
+  """{tag: its description} of the scalars in ``directory``'s event files."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tags = {}
+  for name in os.listdir(directory):
+    for event in tf.compat.v1.train.summary_iterator(
+        os.path.join(directory, name)):
+      for value in event.summary.value:
+        # The metadata comes with a tag's first value only.
+        if value.metadata.plugin_data.plugin_name == "scalars":
+          tags[value.tag] = value.metadata.summary_description
+  return tags
+
+
+def _check_tensorboard(model_dir):
+  """The validation error heads the first group; β beside the offset loss."""
+  validation = _tensorboard_scalars(model_dir / "validation")
+  train = _tensorboard_scalars(model_dir / "train")
+  # TensorBoard lists the groups (the tags' prefixes) alphabetically.
+  groups = sorted({tag.split("/")[0] for tag in {**validation, **train}})
+  assert groups[0] + "/" in trainer_lib.VALIDATION_ERROR_TAG, groups
+  assert "best.keras" in validation[trainer_lib.VALIDATION_ERROR_TAG]
+  assert {"loss/stack1_offset", "loss/stack1_offset_x_beta",
+          "loss/stack1_coordinate", "loss/total"} <= set(train)
+  assert "β = 0.0001" in train["loss/stack1_offset"]
+  assert all(train.values()), train
 
 
 _DISTRIBUTED_STEPS = r"""
