@@ -109,8 +109,12 @@ def _model_report():
   if _LABELS_OUT.value:
     metrics.write_uvd_file(_LABELS_OUT.value, predictions["gt_uvd"])
   name = (_NAMES.value or ["JGR-P2O (ours)"])[0]
-  return evaluation.evaluate_predictions(predictions, _DATASET.value,
-                                         manifest["skeleton"], name)
+  return evaluation.evaluate_predictions(
+      predictions, _DATASET.value, manifest["skeleton"], name,
+      model_path=os.path.abspath(path),
+      records_dir=os.path.abspath(_DATA_DIR.value),
+      predictions_path=_PREDICTIONS_OUT.value,
+      labels_path=_LABELS_OUT.value)
 
 
 def main(argv):

@@ -40,8 +40,8 @@ PRED_COLOR = "tab:red"
 GT_COLOR = "tab:green"
 
 _CURVE_LABELS = {
-    "worst_joint": "Frames with worst joint error ≤ threshold (%)",
-    "mean_joint": "Frames with mean joint error ≤ threshold (%)",
+    "max_joint_error": "Frames with max joint error ≤ threshold (%)",
+    "mean_joint_error": "Frames with mean joint error ≤ threshold (%)",
 }
 
 
@@ -464,12 +464,13 @@ def plot_skeleton_3d(joints_xyz, skeleton, gt_xyz=None, y_up=None, ax=None,
   return fig
 
 
-def plot_success_curves(results, curve="worst_joint", ax=None, title=None):
+def plot_success_curves(results, curve="max_joint_error", ax=None,
+                        title=None):
   """Success-frame curves of several methods, like the paper's Figure 4.
 
   Args:
     results: method results (see the module docstring).
-    curve: "worst_joint" (the paper's metric) or "mean_joint".
+    curve: "max_joint_error" (the paper's metric) or "mean_joint_error".
     ax: axes to draw into; a new figure when None.
     title: optional axes title.
 
@@ -542,7 +543,7 @@ def plot_per_joint_errors(results, joint_names=None, ax=None, title=None):
 
 
 def plot_comparison(results, joint_names=None, title=None):
-  """Success curves (worst joint) and per-joint errors side by side."""
+  """Success curves (max joint error) and per-joint errors side by side."""
   results = list(results)
   fig = new_figure((15, 5.5))
   curve_ax, joint_ax = fig.subplots(1, 2, width_ratios=(1, 1.6))

@@ -207,9 +207,9 @@ def test_success_curves_one_line_per_method():
       "a", "b", "c"]
   np.testing.assert_allclose(ax.lines[0].get_ydata(),
                              100 * np.asarray(
-                                 results[0]["success_curves"]["worst_joint"]))
+                                 results[0]["success_curves"]["max_joint_error"]))
   assert "(mm)" in ax.get_xlabel() and "(%)" in ax.get_ylabel()
-  mean_fig = visualize.plot_success_curves(results, curve="mean_joint")
+  mean_fig = visualize.plot_success_curves(results, curve="mean_joint_error")
   assert "mean joint" in mean_fig.axes[0].get_ylabel()
 
 
