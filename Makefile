@@ -1,16 +1,18 @@
 # The two commands of the README:
 #   make demo   synthetic data → train synthetic_quick → evaluate → export → plot
 #   make test   the whole test suite
-# Both create the virtual environment .venv from requirements.txt on first use.
+#   make bench  the speed benchmark, written to docs/ and the README's table
+# Each creates the virtual environment .venv from requirements.txt on first use.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DIR ?= runs/demo
+BENCH_JSON ?= docs/bench_cpu.json
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export MPLBACKEND ?= Agg
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench bench-readme clean
 
 $(VENV)/.installed: requirements.txt setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +27,14 @@ test: $(VENV)/.installed
 demo: $(VENV)/.installed
 	DEMO_DIR=$(DEMO_DIR) PYTHON=$(PY) bash experiments/run_demo.sh
 
+# The benchmark on this machine, its JSON in docs/ and its table in the
+# README's results block; bench-readme only renders the JSON again.
 bench: $(VENV)/.installed
-	$(PY) -m jgr_p2o_tf.bench --output_json=$(DEMO_DIR)/bench.json
+	$(PY) -m jgr_p2o_tf.bench --output_json=$(BENCH_JSON) --update_readme=README.md \
+	    $(if $(wildcard $(DEMO_DIR)/model/last.keras),--accuracy_model=$(DEMO_DIR)/model)
+
+bench-readme: $(VENV)/.installed
+	$(PY) -m jgr_p2o_tf.bench --from_json=$(BENCH_JSON) --update_readme=README.md
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -1,5 +1,10 @@
 """JGR-P2O (Fang et al., ECCV 2020) in TensorFlow 2 / Keras 3."""
 
+from jgr_p2o_tf import quiet_logs
+
+# Before anything imports TensorFlow: its C++ notices stay off the terminal.
+quiet_logs.install()
+
 
 def __getattr__(name):
   # build_model is imported on first use so that importing the package does

@@ -4,7 +4,9 @@ r"""Times the network on every runtime, training and the input pipeline.
       [--runs=100] [--quick] \
       [--parts=model,xla,saved_model,onnxruntime,openvino,train,input] \
       [--batch_sizes=1,32,256] [--mixed_precision=none] [--num_features=128] \
-      [--accuracy_model=runs/demo/model]
+      [--accuracy_model=runs/demo/model] [--update_readme=README.md]
+  python -m jgr_p2o_tf.bench --from_json=docs/bench_cpu.json \
+      --update_readme=README.md
 
 Prints the machine, the parameters and FLOPs of a randomly initialised
 JGR-P2O (NYU layout) and a table of batch-1 latencies, batch-32/256
@@ -12,9 +14,11 @@ throughputs on TensorFlow (Keras, XLA, SavedModel), onnxruntime and OpenVINO
 (ONNX export, float32 and int8, with int8's accuracy change in mm), training
 and input speeds, with the paper's figures and the project's targets beside
 them (information, not assertions); the same report goes to
-``--output_json``. With ``KERAS_BACKEND=jax`` the network and a JAX
-training step are timed and the TensorFlow-only parts are skipped. See
-``jgr_p2o_tf.benchmark`` for what each row measures.
+``--output_json``, and ``--update_readme`` renders it into the README's
+results block (``benchmark.table``; ``make bench``). With
+``KERAS_BACKEND=jax`` the network and a JAX training step are timed and the
+TensorFlow-only parts are skipped. See ``jgr_p2o_tf.benchmark`` for what
+each row measures.
 """
 
 import json
@@ -25,6 +29,7 @@ from absl import flags
 
 from jgr_p2o_tf import cli
 from jgr_p2o_tf import train_config
+from jgr_p2o_tf.benchmark import table
 from jgr_p2o_tf.benchmark import workload
 
 _OUTPUT_JSON = flags.DEFINE_string("output_json", None,
@@ -53,6 +58,13 @@ _BATCH_SIZES = flags.DEFINE_list(
 _MIXED_PRECISION = flags.DEFINE_enum(
     "mixed_precision", "none", train_config.MIXED_PRECISION,
     "Compute dtype of the network; variables stay float32.")
+_UPDATE_README = flags.DEFINE_string(
+    "update_readme", None, "Rewrite this README's results block (between "
+    "<!-- bench:begin --> and <!-- bench:end -->) from the report written "
+    "to --output_json (make bench).")
+_FROM_JSON = flags.DEFINE_string(
+    "from_json", None, "Time nothing: render this JSON report of an earlier "
+    "run into --update_readme's README.")
 _ACCURACY_MODEL = flags.DEFINE_string(
     "accuracy_model", None, "A training run on synthetic frames (e.g. "
     "runs/demo/model) whose int8 accuracy change the onnxruntime and "
@@ -62,6 +74,15 @@ _ACCURACY_MODEL = flags.DEFINE_string(
 def main(argv):
   if len(argv) > 1:
     raise ValueError(f"unexpected arguments {argv[1:]}")
+  if _UPDATE_README.value and not (_OUTPUT_JSON.value or _FROM_JSON.value):
+    raise ValueError("--update_readme renders the report of --output_json "
+                     "or --from_json; give one")
+  if _FROM_JSON.value:
+    if not _UPDATE_README.value:
+      raise ValueError("--from_json needs --update_readme")
+    table.update_readme_file(_UPDATE_README.value, _FROM_JSON.value)
+    print(f"{_UPDATE_README.value}: results block from {_FROM_JSON.value}")
+    return
   # Keras and the backend load here: flag errors need none of them.
   from jgr_p2o_tf.benchmark import report as reporting  # pylint: disable=g-import-not-at-top
   batch_sizes = tuple(cli.numbers(_BATCH_SIZES, kind=int, positive=True))
@@ -87,6 +108,8 @@ def main(argv):
     with open(_OUTPUT_JSON.value, "w", encoding="utf-8") as f:
       json.dump(report, f, indent=2)
       f.write("\n")
+  if _UPDATE_README.value:
+    table.update_readme_file(_UPDATE_README.value, _OUTPUT_JSON.value)
 
 
 def run():

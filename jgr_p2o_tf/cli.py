@@ -36,7 +36,18 @@ def _parse_flags(argv):
 
 
 def run(main):
-  """``app.run(main)`` with bad flags and user errors as one line, exit 2."""
+  """``app.run(main)`` with bad flags and user errors as one line, exit 2.
+
+  ``--help`` shows the command module's docstring and flags, also when
+  another ``__main__`` runs it: a console script (``jgr-p2o-*``) or
+  ``python -m data_prep``, where absl would show its own.
+  """
+  script = sys.modules["__main__"]
+  if main.__module__ != "__main__":
+    script.__doc__ = sys.modules[main.__module__].__doc__
+    for flag in flags.FLAGS.flags_by_module_dict().get(main.__module__, []):
+      flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+
   def guarded(argv):
     # TensorFlow logs every checkpoint write at INFO through absl.
     logging.set_verbosity(logging.WARNING)

@@ -49,18 +49,14 @@ import threading
 
 import numpy as np
 import tensorflow as tf
-import tqdm
 
 from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import geometry
+from jgr_p2o_tf import progress as progress_lib
 from jgr_p2o_tf import records_manifest
 from jgr_p2o_tf import tfrecords
 from jgr_p2o_tf.datasets import centres as centres_lib
 from jgr_p2o_tf.datasets.frame import DatasetError
-
-# Frames per shard when the shard count is not given: ~37 MB files, enough
-# shards of a large split to interleave when reading.
-FRAMES_PER_SHARD = 1000
 
 # Why a frame was skipped; the manifest counts skipped frames by these.
 READ_ERROR = "read_error"
@@ -147,7 +143,7 @@ def prepare(dataset, data_dir, split, out_dir, *, centres="computed",
       (``geometry.crop_depth_authors``).
     crop_size: S.
     num_shards: shards of the split, or of each subject for MSRA; default
-      one per ``FRAMES_PER_SHARD`` frames.
+      one per ``records_manifest.FRAMES_PER_SHARD`` frames.
     workers: processes writing shards in parallel; 1 writes in this process.
     skip_bad: skip bad frames (listed in the manifest) instead of stopping.
     reader_kwargs: extra arguments of the reader
@@ -235,14 +231,26 @@ def prepare(dataset, data_dir, split, out_dir, *, centres="computed",
 
   records_manifest.write_manifest(out_dir, manifest, planned, finished)
   done_frames = sum(s.stop - s.start for s in shards if s.file in finished)
-  with tqdm.tqdm(total=len(reader), initial=done_frames, unit="frame",
-                 desc=f"{dataset} {split}", disable=not progress) as bar:
+  with progress_lib.progress(len(reader), f"{dataset} {split}", "frame",
+                             initial=done_frames, disable=not progress) as bar:
     if workers == 1 or len(todo) <= 1:
       for shard in todo:
         on_shard(_write_shard(reader, job, shard, bar.update))
     else:
       _run_workers(reader, job, todo, workers, bar.update, on_shard)
   return records_manifest.write_manifest(out_dir, manifest, planned, finished)
+
+
+def _umask():
+  """The process's umask, read without changing it (Linux), else 0o022."""
+  try:
+    with open("/proc/self/status", encoding="ascii") as f:
+      for line in f:
+        if line.startswith("Umask:"):
+          return int(line.split()[1], 8)
+  except OSError:
+    pass
+  return 0o022
 
 
 def prepare_synthetic_split(work_dir, split, num_frames, seed, *,
@@ -296,7 +304,7 @@ def _plan_shards(reader, split, num_shards):
   shards = []
   for subject, start, stop in runs:
     count = stop - start
-    total = num_shards or math.ceil(count / FRAMES_PER_SHARD)
+    total = num_shards or math.ceil(count / records_manifest.FRAMES_PER_SHARD)
     total = min(total, count)  # no empty shards
     bounds = [start + count * k // total for k in range(total + 1)]
     prefix = split if subject is None else subject
@@ -359,6 +367,8 @@ def _write_shard(reader, job, shard, report):
   handle, tmp = tempfile.mkstemp(prefix=shard.file + ".", suffix=".tmp",
                                  dir=job.out_dir)
   os.close(handle)
+  # The umask's mode, as the manifest's, not mkstemp's 0600.
+  os.chmod(tmp, 0o666 & ~_umask())
   written, skipped = 0, []
   try:
     with tf.io.TFRecordWriter(tmp) as writer:

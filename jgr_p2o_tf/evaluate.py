@@ -1,4 +1,4 @@
-"""Evaluates 3D hand pose predictions against the ground truth.
+r"""Evaluates 3D hand pose predictions against the ground truth.
 
 File mode: prediction files in the community text format (one frame per line,
 J × ``u v d``) against a label file in the same format, e.g. the published
@@ -109,19 +109,31 @@ def _model_report():
   if _LABELS_OUT.value:
     metrics.write_uvd_file(_LABELS_OUT.value, predictions["gt_uvd"])
   name = (_NAMES.value or ["JGR-P2O (ours)"])[0]
-  return evaluation.evaluate_predictions(predictions, _DATASET.value,
-                                         manifest["skeleton"], name)
+  return evaluation.evaluate_predictions(
+      predictions, _DATASET.value, manifest["skeleton"], name,
+      model_path=os.path.abspath(path),
+      records_dir=os.path.abspath(_DATA_DIR.value),
+      predictions_path=_PREDICTIONS_OUT.value,
+      labels_path=_LABELS_OUT.value)
 
 
 def main(argv):
   if len(argv) > 1:
     raise ValueError(f"unexpected arguments {argv[1:]}")
   model_mode = bool(_MODEL_DIR.value or _DATA_DIR.value)
-  required = ((_DATASET, _MODEL_DIR, _DATA_DIR) if model_mode else
-              (_DATASET, _LABELS, _PREDICTIONS))
+  file_mode = bool(_LABELS.value or _PREDICTIONS.value)
+  if not _DATASET.value:
+    raise ValueError("--dataset is required")
+  if not (model_mode or file_mode):
+    raise ValueError("say what to evaluate: a model (--model_dir and "
+                     "--data_dir) or prediction files (--predictions and "
+                     "--labels)")
+  required = ((_MODEL_DIR, _DATA_DIR) if model_mode else
+              (_LABELS, _PREDICTIONS))
   for flag in required:
     if not flag.value:
-      raise ValueError(f"--{flag.name} is required")
+      mode = "model mode" if model_mode else "file mode"
+      raise ValueError(f"--{flag.name} is required in {mode}")
   if model_mode:
     report = _model_report()
   else:

@@ -3,16 +3,28 @@
 A report is plain JSON-able data, so the CLI writes it as is, and plots,
 tables and notebooks read it back:
 
-  {"dataset": "nyu", "layout": skeleton name, "labels": path or None,
-   "camera": {"fx", "fy", "cx", "cy"} or None,   # uvd → xyz, file mode
+  {"dataset": "nyu", "layout": skeleton name,
+   "labels": the ground-truth file,               # when there is one
+   "model": path, "records": folder,              # model mode
+   "camera": {"fx", "fy", "cx", "cy"},            # uvd → xyz, when one is
    "num_frames": N, "num_joints": J, "joint_names": [...],
-   "methods": [{"name", "path",                   # path None for arrays
+   "methods": [{"name",
+                "path",                           # its predictions' file
                 "mean_error_mm",
                 "per_joint_error_mm": {joint name: mm, ...},
+                "highest_error_joint": {"name", "mean_error_mm"},
                 "success_curves": {"thresholds_mm": [...],
-                                   "worst_joint": [fraction, ...],
-                                   "mean_joint": [fraction, ...]},
-                "worst_frames": [{"index", "max_error_mm"}, ...]}, ...]}
+                                   "max_joint_error": [fraction, ...],
+                                   "mean_joint_error": [fraction, ...]},
+                "worst_frames": [{"index", "frame_id", "max_joint_error_mm"},
+                                 ...]}, ...]}
+
+A success curve is the fraction of frames whose largest ("max_joint_error",
+the paper's Figure 4) or mean joint error is at most each threshold; the
+worst frames are those with the largest max joint error, ``index`` their
+place in the test order (the line of a prediction file) and ``frame_id``
+the record's frame id (model mode) or ``line N`` (file mode). Keys without a
+value are left out.
 
 ``evaluate_arrays`` builds it from xyz arrays (the model mode);
 ``evaluate_prediction_files`` reads uvd files first (the file mode).
@@ -36,7 +48,7 @@ NUM_WORST_FRAMES = 10
 
 
 def method_result(name, pred_xyz, gt_xyz, joint_names, path=None,
-                  thresholds=metrics.DEFAULT_THRESHOLDS_MM):
+                  thresholds=metrics.DEFAULT_THRESHOLDS_MM, frame_ids=None):
   """The report entry of one method.
 
   Args:
@@ -46,33 +58,46 @@ def method_result(name, pred_xyz, gt_xyz, joint_names, path=None,
     joint_names: J names, the keys of the per-joint errors.
     path: the prediction file, if there is one.
     thresholds: thresholds of the success curves in mm.
+    frame_ids: (N,) the frames' ids; by default ``line N`` of a file.
   """
   errors = metrics.joint_errors(pred_xyz, gt_xyz)
   if errors.shape[1] != len(joint_names):
     raise ValueError(f"{name}: {errors.shape[1]} joints but "
                      f"{len(joint_names)} joint names")
   worst = metrics.max_joint_errors(errors)
-  return {
+  per_joint = metrics.per_joint_errors(errors)
+  highest = int(np.argmax(per_joint))
+  frame_id = ((lambda i: str(frame_ids[i])) if frame_ids is not None
+              else (lambda i: f"line {i + 1}"))
+  return _without_none({
       "name": name,
       "path": path,
       "mean_error_mm": metrics.mean_error(errors),
-      "per_joint_error_mm": dict(
-          zip(joint_names, metrics.per_joint_errors(errors).tolist())),
+      "per_joint_error_mm": dict(zip(joint_names, per_joint.tolist())),
+      "highest_error_joint": {"name": joint_names[highest],
+                              "mean_error_mm": float(per_joint[highest])},
       "success_curves": {
           "thresholds_mm": np.asarray(thresholds, np.float64).tolist(),
-          "worst_joint": metrics.success_curve(worst, thresholds).tolist(),
-          "mean_joint": metrics.mean_joint_success_curve(
+          "max_joint_error": metrics.success_curve(worst,
+                                                   thresholds).tolist(),
+          "mean_joint_error": metrics.mean_joint_success_curve(
               errors, thresholds).tolist(),
       },
       "worst_frames": [
-          {"index": int(i), "max_error_mm": float(worst[i])}
+          {"index": int(i), "frame_id": frame_id(i),
+           "max_joint_error_mm": float(worst[i])}
           for i in metrics.worst_frames(worst, NUM_WORST_FRAMES)],
-  }
+  })
+
+
+def _without_none(entries):
+  """A dict less its None values: a report leaves out what it has not."""
+  return {k: v for k, v in entries.items() if v is not None}
 
 
 def evaluate_arrays(pred_xyz, gt_xyz, names, dataset, paths=None,
                     labels_path=None, camera=None,
-                    thresholds=metrics.DEFAULT_THRESHOLDS_MM):
+                    thresholds=metrics.DEFAULT_THRESHOLDS_MM, frame_ids=None):
   """A report comparing several methods' predictions with the ground truth.
 
   Args:
@@ -84,6 +109,7 @@ def evaluate_arrays(pred_xyz, gt_xyz, names, dataset, paths=None,
     labels_path: the ground-truth file, or None.
     camera: the Camera that turned uvd into xyz, or None.
     thresholds: thresholds of the success curves in mm.
+    frame_ids: (N,) the frames' ids, or None.
 
   Returns:
     The report dict described in the module docstring.
@@ -98,7 +124,7 @@ def evaluate_arrays(pred_xyz, gt_xyz, names, dataset, paths=None,
   if not len(pred_xyz) == len(names) == len(paths):
     raise ValueError(f"{len(pred_xyz)} predictions, {len(names)} names and "
                      f"{len(paths)} paths; expected as many of each")
-  return {
+  return _without_none({
       "dataset": skeleton.name,
       "layout": skeleton.name,
       "labels": labels_path,
@@ -109,9 +135,9 @@ def evaluate_arrays(pred_xyz, gt_xyz, names, dataset, paths=None,
       "joint_names": list(skeleton.joint_names),
       "methods": [
           method_result(name, pred, gt_xyz, skeleton.joint_names, path,
-                        thresholds)
+                        thresholds, frame_ids)
           for pred, name, path in zip(pred_xyz, names, paths)],
-  }
+  })
 
 
 def default_name(path):
@@ -184,24 +210,25 @@ def _read_labels(dataset, labels_path):
 def _success_at(method, threshold_mm):
   curves = method["success_curves"]
   return float(np.interp(threshold_mm, curves["thresholds_mm"],
-                         curves["worst_joint"]))
+                         curves["max_joint_error"]))
 
 
 def format_table(report):
-  """A plain-text table: mean error, worst joint and success rates."""
+  """A plain-text table: mean error, highest-error joint, success rates."""
   # ASCII only, so that the table prints on any console encoding.
-  rows = [("method", "mean (mm)", "worst joint (mm)", "<=20 mm", "<=40 mm")]
+  rows = [("method", "mean (mm)", "highest-error joint (mm)", "<=20 mm",
+           "<=40 mm")]
   for method in report["methods"]:
-    per_joint = method["per_joint_error_mm"]
-    worst_joint = max(per_joint, key=per_joint.get)
+    highest = method["highest_error_joint"]
     rows.append((
         method["name"], f"{method['mean_error_mm']:.3f}",
-        f"{worst_joint} {per_joint[worst_joint]:.2f}",
+        f"{highest['name']} {highest['mean_error_mm']:.2f}",
         f"{100 * _success_at(method, 20.0):.1f}%",
         f"{100 * _success_at(method, 40.0):.1f}%"))
   widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
   title = (f"{report['dataset']}: {report['num_frames']} frames, "
-           f"{report['num_joints']} joints; success = worst joint error <= t")
+           f"{report['num_joints']} joints; success = a frame's max joint "
+           "error <= t")
   lines = [title] + ["  ".join(cell.ljust(w) if c == 0 else cell.rjust(w)
                                for c, (cell, w) in enumerate(zip(row, widths)))
                      for row in rows]
@@ -327,13 +354,24 @@ def check_agreement(dataset, data_dir, manifest, model_config, model_path):
     raise ValueError("; ".join(problems))
 
 
-def evaluate_predictions(predictions, dataset, skeleton, name):
+def evaluate_predictions(predictions, dataset, skeleton, name, *,
+                         model_path=None, records_dir=None,
+                         predictions_path=None, labels_path=None):
   """The report of ``predict_records`` output, measured like the file mode.
 
   For datasets with an evaluation toolkit (NYU, ICVL, MSRA) both predicted
   and true uvd go through its intrinsics (the profile's
   ``evaluation_camera``), exactly as when the written prediction file is
-  evaluated in file mode; other data use the records' own cameras.
+  evaluated in file mode; other data use the records' own cameras (the
+  report's "camera" when they all share one).
+
+  Args:
+    predictions: ``predict_records``' arrays.
+    dataset: the dataset's name; ``skeleton`` its records' layout.
+    name: the method's name.
+    model_path, records_dir: what was evaluated, for the report.
+    predictions_path, labels_path: the text files of the predictions and
+      the ground truth, when they were written.
   """
   camera = dataset_profiles.get_profile(dataset).evaluation_camera
   if camera is not None:
@@ -342,6 +380,15 @@ def evaluate_predictions(predictions, dataset, skeleton, name):
                                  camera)
   else:
     pred_xyz, gt_xyz = predictions["pred_xyz"], predictions["gt_xyz"]
-  report = evaluate_arrays([pred_xyz], gt_xyz, [name], skeleton, camera=camera)
+  report = evaluate_arrays(
+      [pred_xyz], gt_xyz, [name], skeleton, camera=camera,
+      paths=[predictions_path], labels_path=labels_path,
+      frame_ids=predictions["frame_id"])
+  if camera is None:
+    intrinsics = np.unique(np.asarray(predictions["intrinsics"]), axis=0)
+    if len(intrinsics) == 1:
+      report["camera"] = dict(zip(("fx", "fy", "cx", "cy"),
+                                  map(float, intrinsics[0][:4])))
   report["dataset"] = dataset
+  report.update(_without_none({"model": model_path, "records": records_dir}))
   return report

@@ -10,7 +10,8 @@ onnxruntime or OpenVINO, ``--runtime``) of ``python -m jgr_p2o_tf.export``;
 
 Writes ``{output_dir}/predictions.json`` (per image: the hand centre and the
 joints in xyz mm and full-frame uvd) and, unless ``--noplot``, one PNG per
-image with the skeleton drawn on the depth. Each image's hand centre is
+image with the skeleton drawn on the depth, coloured per finger, zoomed to
+the hand beside the whole frame (``--full_frame``: the whole frame only). Each image's hand centre is
 ``--centre`` or, by default, computed from the depth (the nearest object's
 centre of mass, ``datasets.centres.compute_centre``).
 
@@ -49,6 +50,9 @@ _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", None, "Where to write predictions.json and the figures.")
 _PLOT = flags.DEFINE_boolean("plot", True,
                              "Write a PNG per image with the skeleton.")
+_FULL_FRAME = flags.DEFINE_boolean(
+    "full_frame", False, "Draw the whole frame in the PNGs, not the view "
+    "zoomed to the hand beside the whole frame.")
 
 flags.mark_flags_as_required(["model", "output_dir"])
 
@@ -78,7 +82,7 @@ def main(argv):
     figure = visualize.plot_depth_with_joints(
         depth, result["joints_uvd"], predictor.skeleton,
         centre_uvd=result["centre_uvd"],
-        title=os.path.basename(result["file"]))
+        title=os.path.basename(result["file"]), full_frame=_FULL_FRAME.value)
     with open(os.path.join(output_dir, name), "wb") as f:
       f.write(visualize.figure_to_png_bytes(figure))
 

@@ -437,8 +437,35 @@ def plot_file_name(path, taken):
   return name
 
 
+# Decimals of predictions.json's numbers: 0.01 mm, 0.01 pixel; the network
+# is no finer than that.
+PREDICTION_DECIMALS = 2
+
+
+def _rounded(value):
+  """Floats in nested lists and dicts rounded to PREDICTION_DECIMALS."""
+  if isinstance(value, float):
+    return round(value, PREDICTION_DECIMALS)
+  if isinstance(value, (list, tuple)):
+    return [_rounded(v) for v in value]
+  if isinstance(value, dict):
+    return {k: _rounded(v) for k, v in value.items()}
+  return value
+
+
 def write_predictions(path, predictor, camera, results):
-  """Writes ``predictions.json``: the model, camera and per-image results."""
+  """Writes ``predictions.json``: the model, camera and per-image results.
+
+  Every path in it (the model, each image, its figure) is absolute; joints
+  and centres are rounded to 0.01 mm and 0.01 pixel.
+  """
+  folder = os.path.dirname(os.path.abspath(path))
+  frames = []
+  for result in results:
+    frame = {**_rounded(result), "file": os.path.abspath(result["file"])}
+    if "plot" in result:
+      frame["plot"] = os.path.join(folder, result["plot"])
+    frames.append(frame)
   report = {
       "model": os.path.abspath(predictor.model_dir),
       "format": predictor.metadata["format"],
@@ -447,7 +474,7 @@ def write_predictions(path, predictor, camera, results):
       "joint_names": list(predictor.skeleton.joint_names),
       "camera": dataclasses.asdict(camera),
       "cube_mm": predictor.metadata["cube_mm"],
-      "frames": results,
+      "frames": frames,
   }
   # Strict JSON: a NaN or Infinity would be written as no JSON reader takes.
   text = json.dumps(report, indent=1, allow_nan=False)

@@ -20,9 +20,9 @@ import os
 from absl import flags
 
 from jgr_p2o_tf import cli
-from jgr_p2o_tf import data_preparation
 from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import geometry
+from jgr_p2o_tf import records_manifest
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("dataset", None, dataset_profiles.NAMES,
@@ -55,7 +55,7 @@ flags.DEFINE_enum("crop", "project", geometry.CROP_METHODS,
                   "nearer than the cube -1, farther or missing +1).")
 flags.DEFINE_integer("num_shards", None,
                      "Shards of the split (of each subject for MSRA); default "
-                     f"one per {data_preparation.FRAMES_PER_SHARD} frames.",
+                     f"one per {records_manifest.FRAMES_PER_SHARD} frames.",
                      lower_bound=1)
 flags.DEFINE_integer("workers", os.cpu_count(),
                      "Worker processes writing shards.", lower_bound=1)
@@ -86,6 +86,8 @@ def main(argv):
   cube_mm, cube_choices_mm = _cubes(
       dataset_profiles.get_profile(FLAGS.dataset))
   reader_kwargs = {"subjects": FLAGS.subjects} if FLAGS.subjects else {}
+  # Imported here: TensorFlow takes seconds, and --help needs none of it.
+  from jgr_p2o_tf import data_preparation  # pylint: disable=g-import-not-at-top
   manifest = data_preparation.prepare(
       FLAGS.dataset, FLAGS.data_dir, FLAGS.split, FLAGS.out_dir,
       centres=FLAGS.centres, v2v_centres=FLAGS.v2v_centres, cube_mm=cube_mm,

@@ -22,6 +22,10 @@ import os
 
 MANIFEST_FILE = "manifest.json"
 
+# Frames per shard when the shard count is not given: ~37 MB files, enough
+# shards of a large split to interleave when reading.
+FRAMES_PER_SHARD = 1000
+
 
 def manifest_path(split_dir):
   return os.path.join(split_dir, MANIFEST_FILE)

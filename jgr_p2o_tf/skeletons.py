@@ -21,6 +21,23 @@ import dataclasses
 
 import numpy as np
 
+# The digits, thumb first; a joint on none of them is on the palm (wrist,
+# palm centre).
+FINGERS = ("thumb", "index", "middle", "ring", "pinky")
+PALM = "palm"
+
+# The colour (RGB, 0–255) every figure draws a finger's bones and joints in,
+# the same in each dataset's layout: figures, TensorBoard images, the
+# synthetic contact sheet.
+FINGER_COLORS = {"thumb": (255, 140, 0), "index": (230, 30, 40),
+                 "middle": (30, 170, 60), "ring": (30, 110, 255),
+                 "pinky": (190, 50, 220), PALM: (240, 215, 30)}
+
+
+def finger_of(joint_name):
+  """The finger a joint is on (its name's prefix), or PALM."""
+  return next((f for f in FINGERS if joint_name.startswith(f + "_")), PALM)
+
 
 @dataclasses.dataclass(frozen=True)
 class Skeleton:
@@ -32,6 +49,18 @@ class Skeleton:
   @property
   def num_joints(self):
     return len(self.joint_names)
+
+  @property
+  def joint_fingers(self):
+    """The finger (or PALM) of each joint."""
+    return tuple(finger_of(name) for name in self.joint_names)
+
+  @property
+  def bone_fingers(self):
+    """The finger of each bone: its end's on a finger, else PALM."""
+    fingers = self.joint_fingers
+    return tuple(fingers[j] if fingers[j] != PALM else fingers[i]
+                 for i, j in self.bones)
 
   def adjacency(self):
     """Symmetric 0/1 adjacency matrix A (J, J) of the bone graph, no self loops."""

@@ -173,9 +173,7 @@ def main(argv):
   # Imported here: TensorFlow takes seconds, and flag errors need none of it.
   from jgr_p2o_tf import trainer  # pylint: disable=g-import-not-at-top
   cli.write_flags(config.model_dir)
-  history = trainer.train(config)
-  if history:
-    print(f"done: {history[-1]}")
+  trainer.train(config)
 
 
 def run():

@@ -53,17 +53,17 @@ import json
 import math
 import os
 import shutil
-import tempfile
+import time
 
 import keras
 import numpy as np
 import tensorflow as tf
-from tqdm.auto import tqdm
 
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf import input_pipeline
 from jgr_p2o_tf import metrics
 from jgr_p2o_tf import model as model_lib
+from jgr_p2o_tf import progress
 from jgr_p2o_tf import records_manifest
 from jgr_p2o_tf import run_dir
 from jgr_p2o_tf import skeletons
@@ -153,11 +153,12 @@ def make_optimizer(config, learning_rate):
 
 
 def _atomic_write_text(path, text):
-  directory = os.path.dirname(path) or "."
-  with tempfile.NamedTemporaryFile("w", dir=directory, delete=False,
-                                   suffix=".tmp", encoding="utf-8") as f:
+  # open(), not tempfile: the file gets the umask's mode, as every other
+  # file of the run (tempfile's are 0600). Only the chief writes these.
+  tmp = path + ".tmp"
+  with open(tmp, "w", encoding="utf-8") as f:
     f.write(text)
-  os.replace(f.name, path)
+  os.replace(tmp, path)
 
 
 def save_model_atomically(model, path):
@@ -344,6 +345,9 @@ def train(config, log=print):
   best = _read_json(os.path.join(config.model_dir, run_dir.BEST_RECORD),
                     default={"mean_error_mm": math.inf})
   start = trainer.restore()
+  if trainer.is_chief:
+    for line in start_summary(trainer):
+      log(line)
   if start:
     log(f"Resumed from {tf.train.latest_checkpoint(trainer.checkpoint_dir)} "
         f"at step {start}.")
@@ -353,6 +357,7 @@ def train(config, log=print):
   writers = _summary_writers(config.model_dir, trainer.is_chief)
 
   step = start
+  started = time.monotonic()
   if _epoch_left_unfinished(step, trainer.steps_per_epoch, total_steps,
                             history):
     history, best = _finish_epoch(
@@ -365,27 +370,85 @@ def train(config, log=print):
     dataset = trainer.strategy.experimental_distribute_dataset(
         trainer._dataset(epoch).skip(skip).take(steps_this_epoch))
     loss_sum, loss_steps = trainer.epoch_loss_so_far() if skip else (0.0, 0)
-    bar = tqdm(total=steps_this_epoch, desc=f"epoch {epoch + 1}/{config.epochs}",
-               disable=not (config.progress_bar and trainer.is_chief),
-               unit="step", dynamic_ncols=True)
+    bar = progress.progress(
+        steps_this_epoch, f"epoch {epoch + 1}/{config.epochs}", "step",
+        disable=not (config.progress_bar and trainer.is_chief))
     for batch in input_pipeline.batches(dataset, config.train_dir):
       loss, parts = trainer.train_step(batch)
       step += 1
       loss = _finite_loss(loss, step, trainer)
       loss_sum += loss
       loss_steps += 1
+      # One redraw per step: the postfix waits for the update.
+      bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
       bar.update(1)
-      bar.set_postfix(loss=f"{loss:.4f}")
       if step % config.log_every_steps == 0:
         _log_scalars(writers["train"], step, loss, parts,
-                     trainer.learning_rate(step))
+                     trainer.learning_rate(step), config.beta)
       if step % config.checkpoint_every_steps == 0:
         trainer.save_checkpoint(loss_sum, loss_steps)
     bar.close()
     trainer.save_checkpoint(loss_sum, loss_steps)
     history, best = _finish_epoch(trainer, epoch, step, (loss_sum, loss_steps),
                                   history, best, writers, log)
+  if trainer.is_chief:
+    for line in end_summary(config, history, best,
+                            time.monotonic() - started):
+      log(line)
   return history
+
+
+def start_summary(trainer):
+  """Lines saying what a run trains: model, size, data, schedule, outputs."""
+  from jgr_p2o_tf import flops  # pylint: disable=g-import-not-at-top
+  config = trainer.config
+  manifest = records_manifest.read_manifest(config.train_dir)
+  frame_flops = flops.count_flops(trainer.model)["total"]
+  training = trainer.training
+  validation = ("none: the final model (last.keras) is the run's model"
+                if trainer.validation is None else
+                f"{trainer.validation.crops} crops of "
+                f"{trainer.validation.records_dir} "
+                f"({len(trainer.validation.shards)} shards) choose best.keras")
+  total_steps = trainer.steps_per_epoch * config.epochs
+  if config.max_steps:
+    total_steps = min(total_steps, config.max_steps)
+  return [
+      f"model: JGR-P2O, head {config.head}, {config.num_stacks} stacks of "
+      f"{config.num_features} features, graph {config.graph}, "
+      f"{trainer.num_joints} joints ({config.skeleton}); "
+      f"{trainer.model.count_params():,} parameters, "
+      f"{frame_flops / 1e9:.3g} GFLOPs per frame",
+      f"data: {manifest.get('dataset')} records {config.train_dir}: "
+      f"{training.crops} training crops in {len(training.shards)} shards; "
+      f"validation: {validation}",
+      f"schedule: {config.epochs} epochs of {trainer.steps_per_epoch} steps "
+      f"of batch {config.batch_size} ({total_steps} steps); learning rate "
+      f"{config.learning_rate:g}, ×{config.learning_rate_decay:g} per epoch; "
+      f"offset loss β {config.beta:g}; augmentation "
+      f"{config.augment_mode if config.augment else 'off'}",
+      f"output: {config.model_dir} (TensorBoard: tensorboard "
+      f"--logdir={config.model_dir})",
+  ]
+
+
+def end_summary(config, history, best, seconds):
+  """Lines saying how a run ended: time, loss, error, the models written."""
+  if not history:
+    return ["done: nothing trained"]
+  last = history[-1]
+  minutes, secs = divmod(round(seconds), 60)
+  loss = last.get("train_loss")
+  lines = [f"done: epoch {last['epoch']}, step {last['step']}; "
+           f"{minutes} min {secs} s in this run; final training loss "
+           + ("?" if loss is None else f"{loss:.4f}")]
+  error = last.get("validation_mean_error_mm")
+  if error is not None:
+    lines.append(f"validation mean error: {error:.2f} mm at the last epoch, "
+                 f"{best['mean_error_mm']:.2f} mm at epoch {best['epoch']} "
+                 f"({run_dir.BEST_MODEL})")
+  lines.append(f"the run's model: {run_dir.default_model(config.model_dir)}")
+  return lines
 
 
 def _verify_records(config):
@@ -497,13 +560,38 @@ def _summary_writers(model_dir, is_chief):
           for name in ("train", "validation")}
 
 
-def _log_scalars(writer, step, loss, parts, learning_rate):
+# TensorBoard's tags: groups are the tags' prefixes, listed alphabetically,
+# so the key figure's group, "error", comes first.
+VALIDATION_ERROR_TAG = "error/validation_mean_3d_mm"
+
+
+def _log_scalars(writer, step, loss, parts, learning_rate, beta):
+  """The step's loss, its parts per stack (the offset loss raw and × β)."""
   with writer.as_default(step=step):
-    tf.summary.scalar("loss/total", loss)
+    tf.summary.scalar(
+        "loss/total", loss,
+        description="The step's objective: Σ over stacks of coordinate + β "
+        "× offset loss (Eq. 9), plus the L2 weight penalty when "
+        "weight_decay_mode=l2.")
     for s, part in enumerate(parts, start=1):
-      for name, value in part.items():
-        tf.summary.scalar(f"loss/stack{s}_{name}", value)
-    tf.summary.scalar("learning_rate", learning_rate)
+      tf.summary.scalar(
+          f"loss/stack{s}_coordinate", part["coordinate"],
+          description=f"Stack {s}: Huber loss of the normalized joint "
+          "coordinates (Eq. 7).")
+      tf.summary.scalar(
+          f"loss/stack{s}_offset", part["offset"],
+          description=f"Stack {s}: Huber loss of the pixel-to-joint offsets "
+          f"(Eq. 8), summed over every pixel of the grid, before its weight "
+          f"β = {beta:g}; it enters the objective as stack{s}_offset_x_beta.")
+      tf.summary.scalar(
+          f"loss/stack{s}_offset_x_beta", beta * part["offset"],
+          description=f"Stack {s}: β × offset loss, its share of the "
+          "objective.")
+      tf.summary.scalar(
+          f"loss/stack{s}_total", part["total"],
+          description=f"Stack {s}: coordinate + β × offset loss.")
+    tf.summary.scalar("learning_rate", learning_rate,
+                      description="Adam's learning rate at this step.")
 
 
 def _log_validation(writer, step, error, trainer, validation):
@@ -519,14 +607,24 @@ def _log_validation(writer, step, error, trainer, validation):
   joints_uvz = geometry.convert_uvz(
       np.asarray(outputs["joints_uvz"][0]), depth.shape[0],
       trainer.config.coordinate_convention)
+  gt_uvz = batch["joints_uvz"][0].numpy()
   joints = visualize.figure_to_array(visualize.plot_crop_with_joints(
-      depth, joints_uvz, skeleton, gt_uvz=batch["joints_uvz"][0].numpy()))
+      depth, joints_uvz, skeleton, gt_uvz=gt_uvz))
   voting = visualize.figure_to_array(visualize.plot_voting_maps(
-      depth, np.asarray(outputs["voting_maps"][0]),
-      skeleton.joint_names))
+      depth, np.asarray(outputs["voting_maps"][0]), skeleton.joint_names,
+      joints_uvz=joints_uvz, gt_uvz=gt_uvz, panel_inches=3.0))
   with writer.as_default(step=step):
-    tf.summary.scalar("mean_error_mm", error)
-    tf.summary.image("crop_with_joints", joints[None])
-    tf.summary.image("voting_maps", voting[None])
+    tf.summary.scalar(
+        VALIDATION_ERROR_TAG, error,
+        description="Mean 3D distance (mm) between predicted and true "
+        "joints over the validation split's frames; its lowest epoch is "
+        "best.keras.")
+    tf.summary.image(
+        "crop_with_joints", joints[None],
+        description="The first validation crop: predicted joints (red), "
+        "ground truth (green, dashed).")
+    tf.summary.image(
+        "voting_maps", voting[None],
+        description="The last stack's voting map of each joint on the "
+        "first validation crop: predicted joint ×, true joint ○.")
   writer.flush()
-

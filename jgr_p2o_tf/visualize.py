@@ -25,6 +25,9 @@ import math
 from matplotlib import colormaps as mpl_colormaps
 from matplotlib import colors as mpl_colors
 from matplotlib import figure as mpl_figure
+from matplotlib import lines as mpl_lines
+from matplotlib import patches as mpl_patches
+from matplotlib import patheffects as mpl_patheffects
 from matplotlib.backends import backend_agg
 import numpy as np
 
@@ -37,8 +40,8 @@ PRED_COLOR = "tab:red"
 GT_COLOR = "tab:green"
 
 _CURVE_LABELS = {
-    "worst_joint": "Frames with worst joint error ≤ threshold (%)",
-    "mean_joint": "Frames with mean joint error ≤ threshold (%)",
+    "max_joint_error": "Frames with max joint error ≤ threshold (%)",
+    "mean_joint_error": "Frames with mean joint error ≤ threshold (%)",
 }
 
 
@@ -107,6 +110,49 @@ def _draw_skeleton_2d(ax, pixels, skeleton, color, label, linestyle="-"):
              edgecolors="white", linewidths=0.5, zorder=3)
 
 
+def finger_color(finger):
+  """A finger's colour (``skeletons.FINGER_COLORS``) for matplotlib."""
+  return tuple(c / 255.0 for c in skeletons.FINGER_COLORS[finger])
+
+
+def _draw_fingers_2d(ax, pixels, skeleton, linewidth=2.5):
+  """Bones and joints coloured by finger, edged in black; a finger legend."""
+  edge = [mpl_patheffects.withStroke(linewidth=linewidth + 2,
+                                     foreground="black")]
+  for (i, j), finger in zip(skeleton.bones, skeleton.bone_fingers):
+    ax.plot(pixels[[i, j], 0], pixels[[i, j], 1], color=finger_color(finger),
+            linewidth=linewidth, path_effects=edge, zorder=2)
+  colors = [finger_color(f) for f in skeleton.joint_fingers]
+  ax.scatter(pixels[:, 0], pixels[:, 1], s=22, c=colors, edgecolors="black",
+             linewidths=0.8, zorder=3)
+  return [mpl_lines.Line2D([], [], color=finger_color(f), linewidth=3,
+                           label=f)
+          for f in skeletons.FINGERS + (skeletons.PALM,)
+          if f in skeleton.joint_fingers]
+
+
+def hand_window(points_uv, frame_shape, margin=0.3, min_side_px=48):
+  """The square view around a hand: (u0, u1, v0, v1) axis limits.
+
+  The joints' bounding box, each side widened by ``margin`` of its larger
+  edge (at least ``min_side_px`` in all), moved inside the frame where the
+  frame is large enough.
+  """
+  height, width = frame_shape
+  points = np.asarray(points_uv, np.float64)
+  low, high = points.min(axis=0), points.max(axis=0)
+  side = max(float((high - low).max()) * (1 + 2 * margin), min_side_px)
+  side = min(side, max(height, width))
+  centre = (low + high) / 2
+  limits = []
+  for c, size in zip(centre, (width, height)):
+    start = min(max(c - side / 2, -0.5), size - 0.5 - side) if (
+        side <= size) else (size - 1) / 2 - side / 2
+    limits.append((start, start + side))
+  (u0, u1), (v0, v1) = limits
+  return u0, u1, v0, v1
+
+
 def plot_crop_with_joints(depth_crop, joints_uvz, skeleton, gt_uvz=None,
                           ax=None, title=None):
   """A crop with predicted (and true) joints and bones on it.
@@ -143,23 +189,32 @@ def plot_crop_with_joints(depth_crop, joints_uvz, skeleton, gt_uvz=None,
 
 
 def plot_depth_with_joints(depth_mm, joints_uvd, skeleton, centre_uvd=None,
-                           depth_range_mm=None, ax=None, title=None):
-  """A full depth frame with predicted joints and bones at their pixels.
+                           depth_range_mm=None, ax=None, title=None,
+                           full_frame=False):
+  """A depth frame with the predicted joints, zoomed to the hand.
+
+  Bones and joints are coloured by finger (``skeletons.FINGER_COLORS``,
+  legend); the depth has a colour bar in mm. The view is the square around
+  the joints (``hand_window``); beside it, the whole frame with the view
+  outlined. ``full_frame`` makes the view the whole frame, alone.
 
   Args:
     depth_mm: (H, W) depth in mm, 0 for holes (drawn white).
     joints_uvd: (J, 3) full-frame joints, u column and v row (pixel centres
       at integer coordinates) and depth; only uv is drawn.
-    skeleton: Skeleton or layout name, for the bones.
+    skeleton: Skeleton or layout name, for the bones and fingers.
     centre_uvd: optional (3,) hand centre the crop was taken around, marked
       with a cross.
     depth_range_mm: (near, far) depths drawn black to white; by default the
       joints' depths ± 100 mm, so the hand stands out from the background.
-    ax: axes to draw into; a new figure when None.
+    ax: axes to draw the view into (then without the whole frame beside
+      it); a new figure when None.
     title: optional axes title.
+    full_frame: the view is the whole frame.
 
   Returns:
-    The Figure.
+    The Figure: ``fig.axes`` holds the view, the whole frame (in a new
+    figure, unless ``full_frame``) and the colour bar.
   """
   skeleton = skeletons.get_skeleton(skeleton)
   depth = np.asarray(depth_mm, np.float64)
@@ -167,28 +222,58 @@ def plot_depth_with_joints(depth_mm, joints_uvd, skeleton, centre_uvd=None,
   height, width = depth.shape
   if depth_range_mm is None:
     depth_range_mm = (joints[:, 2].min() - 100.0, joints[:, 2].max() + 100.0)
-  fig, ax = _figure_and_axes(ax, (6.4, 6.4 * height / width))
+  if full_frame:
+    u0, u1, v0, v1 = -0.5, width - 0.5, -0.5, height - 0.5
+  else:
+    points = joints[:, :2] if centre_uvd is None else np.vstack(
+        [joints[:, :2], np.asarray(centre_uvd, np.float64)[None, :2]])
+    u0, u1, v0, v1 = hand_window(points, (height, width))
+  overview = None
+  if ax is not None:
+    fig = ax.get_figure(root=True)
+  elif full_frame:
+    fig, ax = _figure_and_axes(None, (7.5, 5.6 * height / width + 0.6))
+  else:
+    fig = new_figure((9.0, 5.6))
+    ax, overview = fig.subplots(1, 2, width_ratios=(2.4, 1))
   cmap = mpl_colormaps["gray"].with_extremes(bad="white")
-  ax.imshow(np.ma.masked_less_equal(depth, 0.0), cmap=cmap,
-            vmin=depth_range_mm[0], vmax=depth_range_mm[1],
-            interpolation="nearest")
-  _draw_skeleton_2d(ax, joints[:, :2], skeleton, PRED_COLOR, "prediction")
+  masked = np.ma.masked_less_equal(depth, 0.0)
+  shown = dict(cmap=cmap, vmin=depth_range_mm[0], vmax=depth_range_mm[1],
+               interpolation="nearest")
+  image = ax.imshow(masked, **shown)
+  handles = _draw_fingers_2d(ax, joints[:, :2], skeleton)
   if centre_uvd is not None:
-    ax.scatter(centre_uvd[0], centre_uvd[1], marker="+", s=80, color="C0",
-               linewidths=1.5, zorder=3, label="hand centre")
-    ax.legend(loc="lower right", fontsize="small")
+    handles.append(ax.scatter(centre_uvd[0], centre_uvd[1], marker="+",
+                              s=120, color="C0", linewidths=2, zorder=4,
+                              label="hand centre"))
   # Joints predicted outside the frame must not rescale the image.
-  ax.set_xlim(-0.5, width - 0.5)
-  ax.set_ylim(height - 0.5, -0.5)
+  ax.set_xlim(u0, u1)
+  ax.set_ylim(v1, v0)
   ax.set_xticks([])
   ax.set_yticks([])
+  if overview is not None:
+    overview.imshow(masked, **shown)
+    overview.add_patch(mpl_patches.Rectangle(
+        (u0, v0), u1 - u0, v1 - v0, fill=False, edgecolor="C0",
+        linewidth=1.5))
+    overview.set_xlim(-0.5, width - 0.5)
+    overview.set_ylim(height - 0.5, -0.5)
+    overview.set_xticks([])
+    overview.set_yticks([])
+    overview.set_title("whole frame", fontsize="small")
+    overview.legend(handles=handles, loc="upper center", fontsize="small",
+                    bbox_to_anchor=(0.5, -0.05), ncols=2)
+  else:
+    ax.legend(handles=handles, loc="lower right", fontsize="small")
+  fig.colorbar(image, ax=ax, shrink=0.8, label="depth (mm)")
   if title:
     ax.set_title(title)
   return fig
 
 
 def plot_voting_maps(depth_crop, voting_maps, joint_names, joints_uvz=None,
-                     ncols=None, cmap="jet", alpha=0.6):
+                     ncols=None, cmap="jet", alpha=0.6, gt_uvz=None,
+                     panel_inches=2.2):
   """One panel per joint: its voting map W_k overlaid on the crop.
 
   Each map keeps its grid cells (nearest-neighbour upsampling) and is scaled
@@ -199,10 +284,12 @@ def plot_voting_maps(depth_crop, voting_maps, joint_names, joints_uvz=None,
     depth_crop: (S, S) or (S, S, 1) normalized depth crop.
     voting_maps: (h, w, J) voting weights on the output grid.
     joint_names: J names, the panel titles.
-    joints_uvz: optional (J, 3) joints, each marked on its own panel.
+    joints_uvz: optional (J, 3) joints, each marked × on its own panel.
     ncols: panels per row; about a square grid by default.
     cmap: colormap of the weights.
     alpha: opacity of the maps.
+    gt_uvz: optional (J, 3) true joints, each marked ○ on its own panel.
+    panel_inches: the width of a panel.
 
   Returns:
     The Figure, with exactly J axes.
@@ -214,12 +301,14 @@ def plot_voting_maps(depth_crop, voting_maps, joint_names, joints_uvz=None,
     raise ValueError(f"{num_joints} voting maps but {len(joint_names)} names")
   ncols = ncols or math.ceil(math.sqrt(num_joints))
   nrows = math.ceil(num_joints / ncols)
-  fig = new_figure((2.2 * ncols, 2.4 * nrows))
+  fig = new_figure((panel_inches * ncols, 1.1 * panel_inches * nrows))
   axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
   for ax in axes[num_joints:]:
     fig.delaxes(ax)
   pixels = (None if joints_uvz is None
             else uvz_to_crop_pixels(joints_uvz, crop.shape[0]))
+  gt_pixels = (None if gt_uvz is None
+               else uvz_to_crop_pixels(gt_uvz, crop.shape[0]))
   for k, (ax, name) in enumerate(zip(axes, joint_names)):
     weights = voting_maps[..., k]
     _show_crop(ax, crop)
@@ -227,6 +316,10 @@ def plot_voting_maps(depth_crop, voting_maps, joint_names, joints_uvz=None,
     ax.imshow(np.ma.masked_less(weights, 0.01 * peak), cmap=cmap, alpha=alpha,
               vmin=0.0, vmax=peak if peak > 0 else 1.0,
               interpolation="nearest", extent=_crop_extent(crop.shape[0]))
+    if gt_pixels is not None:
+      ax.scatter(gt_pixels[k, 0], gt_pixels[k, 1], marker="o", s=60,
+                 facecolors="none", edgecolors=GT_COLOR, linewidths=1.8,
+                 zorder=3)
     if pixels is not None:
       ax.scatter(pixels[k, 0], pixels[k, 1], marker="x", s=40, color="white",
                  linewidths=1.5, zorder=3)
@@ -235,13 +328,18 @@ def plot_voting_maps(depth_crop, voting_maps, joint_names, joints_uvz=None,
 
 
 def plot_offset_field(depth_crop, offset_maps, voting_maps, joint_index,
-                      joint_name=None, min_relative_weight=0.02, ax=None,
-                      convention="project"):
-  """Each output-grid cell's predicted offset to one joint, as arrows.
+                      joint_name=None, stride=2, hand_only=True,
+                      min_relative_weight=0.0, ax=None, convention="project"):
+  """Output-grid cells' predicted offsets to one joint, as arrows.
 
   An arrow starts at a cell centre and ends where that cell votes for the
-  joint (cell uv + predicted uv offset); its colour is the cell's voting
-  weight. The star marks the weighted vote, the joint's uv (paper Eq. 6).
+  joint (cell uv + predicted uv offset), so its length is the offset: a
+  trained model's arrows converge on the joint from all over the hand. Its
+  colour is the cell's voting weight on a log scale, as a trained model's
+  weights span orders of magnitude. The star marks the weighted vote, the
+  joint's uv (paper Eq. 6). Drawn: every ``stride``-th cell in each
+  direction, those on the hand (crop depth < 1, the background) unless not
+  ``hand_only``.
 
   Args:
     depth_crop: (S, S) or (S, S, 1) normalized depth crop.
@@ -249,8 +347,10 @@ def plot_offset_field(depth_crop, offset_maps, voting_maps, joint_index,
     voting_maps: (h, w, J) voting weights.
     joint_index: which joint.
     joint_name: its name, for the title.
-    min_relative_weight: cells with less than this fraction of the largest
-      weight are not drawn, so the arrows that matter stay legible.
+    stride: draw every stride-th cell of each row and column.
+    hand_only: leave out the cells on the background.
+    min_relative_weight: leave out the cells with less than this fraction of
+      the largest weight (0: none).
     ax: axes to draw into; a new figure when None.
     convention: the model's coordinate convention
       (``model.coordinate_convention``): where its cells and offsets are.
@@ -271,22 +371,28 @@ def plot_offset_field(depth_crop, offset_maps, voting_maps, joint_index,
   voted_uv = (np.sum(weights[..., None] * votes_uv, axis=(0, 1)) /
               np.sum(weights))
 
-  start = uvz_to_crop_pixels(cell_uv, size, convention).reshape(-1, 2)
-  delta = (uvz_to_crop_pixels(votes_uv, size, convention).reshape(-1, 2) -
-           start)
+  start = uvz_to_crop_pixels(cell_uv, size, convention)
+  delta = uvz_to_crop_pixels(votes_uv, size, convention) - start
+  drawn = (rows % stride == 0) & (cols % stride == 0)
+  if hand_only:
+    pixel = np.clip(np.rint(start), 0, size - 1).astype(int)
+    drawn &= crop[pixel[..., 1], pixel[..., 0]] < 1.0
+  drawn &= weights >= min_relative_weight * weights.max()
+  shown = np.flatnonzero(drawn.ravel())
   flat = weights.ravel()
-  shown = np.flatnonzero(flat >= min_relative_weight * flat.max())
   # Heaviest arrows last, so that they are drawn on top.
   shown = shown[np.argsort(flat[shown], kind="stable")]
+  start, delta = start.reshape(-1, 2), delta.reshape(-1, 2)
 
   fig, ax = _figure_and_axes(ax, (5.5, 4.5))
   _show_crop(ax, crop)
+  peak = max(float(flat.max()), np.finfo(np.float32).tiny)
   arrows = ax.quiver(
       start[shown, 0], start[shown, 1], delta[shown, 0], delta[shown, 1],
-      flat[shown], cmap="viridis",
-      norm=mpl_colors.Normalize(0.0, float(flat.max())),
-      angles="xy", scale_units="xy", scale=1.0, width=0.005, zorder=2)
-  fig.colorbar(arrows, ax=ax, label="voting weight")
+      np.maximum(flat[shown], peak * 1e-4), cmap="viridis",
+      norm=mpl_colors.LogNorm(peak * 1e-4, peak),
+      angles="xy", scale_units="xy", scale=1.0, width=0.006, zorder=2)
+  fig.colorbar(arrows, ax=ax, label="voting weight (log scale)")
   voted = uvz_to_crop_pixels(voted_uv, size, convention)
   ax.scatter(voted[0], voted[1], marker="*", s=220, color=PRED_COLOR,
              edgecolors="white", linewidths=0.8, zorder=3,
@@ -358,12 +464,13 @@ def plot_skeleton_3d(joints_xyz, skeleton, gt_xyz=None, y_up=None, ax=None,
   return fig
 
 
-def plot_success_curves(results, curve="worst_joint", ax=None, title=None):
+def plot_success_curves(results, curve="max_joint_error", ax=None,
+                        title=None):
   """Success-frame curves of several methods, like the paper's Figure 4.
 
   Args:
     results: method results (see the module docstring).
-    curve: "worst_joint" (the paper's metric) or "mean_joint".
+    curve: "max_joint_error" (the paper's metric) or "mean_joint_error".
     ax: axes to draw into; a new figure when None.
     title: optional axes title.
 
@@ -436,7 +543,7 @@ def plot_per_joint_errors(results, joint_names=None, ax=None, title=None):
 
 
 def plot_comparison(results, joint_names=None, title=None):
-  """Success curves (worst joint) and per-joint errors side by side."""
+  """Success curves (max joint error) and per-joint errors side by side."""
   results = list(results)
   fig = new_figure((15, 5.5))
   curve_ax, joint_ax = fig.subplots(1, 2, width_ratios=(1, 1.6))

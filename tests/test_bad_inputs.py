@@ -90,10 +90,20 @@ def test_model_mode_files_are_read_by_the_file_mode(synthetic_records,
   test_dir = os.path.join(synthetic_records, "test")
   model = run_dir.load_keras_model(tiny_models["icvl"])
   predictions = evaluation.predict_records(model, test_dir)
-  report = evaluation.evaluate_predictions(predictions, "synthetic", "icvl",
-                                           "m")
   metrics.write_uvd_file(tmp_path / "m.txt", predictions["pred_uvd"])
   metrics.write_uvd_file(tmp_path / "gt.txt", predictions["gt_uvd"])
+  report = evaluation.evaluate_predictions(
+      predictions, "synthetic", "icvl", "m", model_path="m.keras",
+      records_dir=test_dir, predictions_path=str(tmp_path / "m.txt"),
+      labels_path=str(tmp_path / "gt.txt"))
+  # Model mode names what it evaluated and the camera the records share.
+  assert report["model"] == "m.keras" and report["records"] == test_dir
+  assert report["labels"] == str(tmp_path / "gt.txt")
+  assert report["methods"][0]["path"] == str(tmp_path / "m.txt")
+  assert report["camera"] == dict(zip(
+      ("fx", "fy", "cx", "cy"), map(float, predictions["intrinsics"][0])))
+  worst = report["methods"][0]["worst_frames"][0]
+  assert worst["frame_id"] == predictions["frame_id"][worst["index"]]
   from_files = evaluation.evaluate_prediction_files(
       "synthetic", str(tmp_path / "gt.txt"), [str(tmp_path / "m.txt")])
   assert from_files["layout"] == "icvl" and from_files["num_joints"] == 16
@@ -333,7 +343,8 @@ def test_infer_refuses_non_finite_depth_and_joints(tmp_path):
                                      centre_xyz=centre)
   out = tmp_path / "predictions.json"
   inference.write_predictions(str(out), _Predictor(), camera, [result])
-  assert json.loads(out.read_text())["frames"][0]["centre_xyz"] == list(centre)
+  written = out.read_text()
+  assert json.loads(written)["frames"][0]["centre_xyz"] == list(centre)
   with pytest.raises(ValueError, match=f"^{path}: the model's joints are not "
                      "finite"):
     inference.predict_files(_Predictor(np.nan), [path], camera,
@@ -341,7 +352,7 @@ def test_infer_refuses_non_finite_depth_and_joints(tmp_path):
   with pytest.raises(ValueError, match="Out of range float values"):
     inference.write_predictions(str(out), _Predictor(), camera, [
         {**result, "joints_xyz": [[np.nan] * 3]}])
-  assert json.loads(out.read_text())["frames"] == [result]
+  assert out.read_text() == written
   depth[120, 170] = np.nan
   dataset_fixtures.write_msra_bin(path, depth)
   with pytest.raises(frame_lib.DatasetError, match=f"^{path}: depth values "

@@ -73,6 +73,10 @@ def test_icvl_round_trip(tmp_path):
   assert sorted(os.listdir(tmp_path / "out")) == [
       "manifest.json", "train-00000-of-00002.tfrecord",
       "train-00001-of-00002.tfrecord"]
+  # Shards as readable as the manifest: the umask's mode, not mkstemp's.
+  modes = {os.stat(tmp_path / "out" / name).st_mode & 0o777
+           for name in os.listdir(tmp_path / "out")}
+  assert len(modes) == 1, modes
   records = _read_all(tmp_path / "out")
   _check_records(records, frames, np.full(3, 250.0, np.float32))
   for i, frame in enumerate(frames):

@@ -171,7 +171,9 @@ def test_train_killed_at_three_points_ends_as_an_uninterrupted_run(
   # The last rerun, here, finishes the epoch again.
   lines = []
   _train(_train_config(synthetic_records, model_dir), log=lines.append)
-  assert lines[0].endswith("ckpt-4 at step 4.")
+  # After the start summary (model, data, schedule, output).
+  assert lines[4].startswith("Resumed from")
+  assert lines[4].endswith("ckpt-4 at step 4.")
   _assert_same_run(model_dir, reference_run)
 
 

@@ -2,12 +2,15 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
+from jgr_p2o_tf import progress
 from jgr_p2o_tf import train_config
 from jgr_p2o_tf import trainer as trainer_lib
 
@@ -31,11 +34,18 @@ def _train_command(records, model_dir, *extra):
           "--noprogress_bar", *extra]
 
 
-def test_loss_falls_and_validation_error_improves(synthetic_records, tmp_path):
+def test_loss_falls_and_validation_error_improves(synthetic_records, tmp_path,
+                                                  capfd):
   # A quarter of the training records (their last shard) held out.
   config = _config(synthetic_records, tmp_path, epochs=8, learning_rate=2e-3,
-                   augment=False, validation_fraction=0.25)
-  history = trainer_lib.train(config, log=lambda _: None)
+                   augment=False, validation_fraction=0.25,
+                   progress_bar=True, log_every_steps=12)
+  log = []
+  started = time.monotonic()
+  history = trainer_lib.train(config, log=log.append)
+  seconds = time.monotonic() - started
+  _check_log(log, capfd.readouterr().err.splitlines(), config, seconds)
+  _check_tensorboard(tmp_path)
   losses = [h["train_loss"] for h in history]
   errors = [h["validation_mean_error_mm"] for h in history]
   print("losses", losses, "validation errors (mm)", errors)
@@ -48,6 +58,66 @@ def test_loss_falls_and_validation_error_improves(synthetic_records, tmp_path):
   assert best["validation"]["shards"] == ["train-00003-of-00004.tfrecord"]
   from jgr_p2o_tf import run_dir  # pylint: disable=g-import-not-at-top
   assert run_dir.resolve_model_path(tmp_path) == str(tmp_path / "best.keras")
+  # Every file of the run is readable as the umask allows, none 0600.
+  umask = os.umask(0)
+  os.umask(umask)
+  for name in ("config.json", "history.json", "best.json", "best.keras",
+               "last.keras"):
+    assert os.stat(tmp_path / name).st_mode & 0o777 == 0o666 & ~umask, name
+
+
+def _check_log(log, bar_lines, config, seconds):
+  """A log file of a few lines per epoch: summaries, bars' lines, epochs."""
+  # Off a terminal, each epoch's bar writes a line per LINE_INTERVAL_S and
+  # one at its end.
+  most = config.epochs * (1 + seconds // progress.LINE_INTERVAL_S)
+  assert config.epochs <= len(bar_lines) <= most, bar_lines
+  assert bar_lines[-1].startswith(f"epoch {config.epochs}/{config.epochs}: "
+                                  "6/6 step (100%)"), bar_lines
+  # The start summary (model, data, schedule, output), a line per epoch and
+  # the end summary (time and loss, validation error, the run's model).
+  assert len(log) == 4 + config.epochs + 3, log
+  model, data, schedule, output = log[:4]
+  assert "1 stacks of 32 features" in model and "parameters" in model
+  assert "GFLOPs per frame" in model
+  assert "192 training crops" in data and "64 crops" in data
+  assert "8 epochs of 6 steps of batch 32 (48 steps)" in schedule
+  assert output.startswith(f"output: {config.model_dir}")
+  assert re.fullmatch(r"epoch 8: loss \d\.\d{4}, validation mean error "
+                      r"\d+\.\d\d mm", log[4 + 7])
+  assert log[-3].startswith("done: epoch 8, step 48;")
+  assert re.search(r"at epoch \d \(best.keras\)$", log[-2])
+  assert log[-1] == f"the run's model: {config.model_dir}/best.keras"
+  # Nothing of a raw dict's float noise.
+  assert not re.search(r"\d\.\d{6}", "\n".join(log + bar_lines))
+
+
+def _tensorboard_scalars(directory):
+  """{tag: its description} of the scalars in ``directory``'s event files."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  tags = {}
+  for name in os.listdir(directory):
+    for event in tf.compat.v1.train.summary_iterator(
+        os.path.join(directory, name)):
+      for value in event.summary.value:
+        # The metadata comes with a tag's first value only.
+        if value.metadata.plugin_data.plugin_name == "scalars":
+          tags[value.tag] = value.metadata.summary_description
+  return tags
+
+
+def _check_tensorboard(model_dir):
+  """The validation error heads the first group; β beside the offset loss."""
+  validation = _tensorboard_scalars(model_dir / "validation")
+  train = _tensorboard_scalars(model_dir / "train")
+  # TensorBoard lists the groups (the tags' prefixes) alphabetically.
+  groups = sorted({tag.split("/")[0] for tag in {**validation, **train}})
+  assert groups[0] + "/" in trainer_lib.VALIDATION_ERROR_TAG, groups
+  assert "best.keras" in validation[trainer_lib.VALIDATION_ERROR_TAG]
+  assert {"loss/stack1_offset", "loss/stack1_offset_x_beta",
+          "loss/stack1_coordinate", "loss/total"} <= set(train)
+  assert "β = 0.0001" in train["loss/stack1_offset"]
+  assert all(train.values()), train
 
 
 _DISTRIBUTED_STEPS = r"""
@@ -58,7 +128,9 @@ if devices > 1:
   cpu = tf.config.list_physical_devices("CPU")[0]
   tf.config.set_logical_device_configuration(
       cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
+from jgr_p2o_tf import progress
 from jgr_p2o_tf import train_config
+from jgr_p2o_tf import progress
 from jgr_p2o_tf import train_config
 from jgr_p2o_tf import trainer as trainer_lib
 config = train_config.TrainConfig(**json.loads(sys.argv[1]))

@@ -63,12 +63,66 @@ def test_crop_marker_renders_at_expected_pixel():
   assert np.all(image[row, col + 15] > 240)
 
 
+def _hand_uvd(centre_uv, depth_mm=400.0):
+  """ICVL joints: palm at centre_uv, each finger a straight ray of its own."""
+  joints = [list(centre_uv) + [depth_mm]]
+  for f in range(5):
+    angle = np.radians(-150 + 30 * f)
+    direction = np.array([np.cos(angle), np.sin(angle)])
+    joints += [list(np.asarray(centre_uv) + r * direction) + [depth_mm]
+               for r in (12.0, 24.0, 36.0)]
+  return np.array(joints)
+
+
+def test_depth_frame_zooms_to_the_hand_and_colours_each_finger():
+  height, width = 240, 320
+  joints = _hand_uvd((250.0, 170.0))
+  depth = np.zeros((height, width))
+  depth[130:215, 210:290] = 400.0
+  fig = visualize.plot_depth_with_joints(depth, joints, "icvl",
+                                         centre_uvd=joints[0])
+  view, whole, colour_bar = fig.axes
+  (u0, u1), (v1, v0) = view.get_xlim(), view.get_ylim()
+  # Every joint inside the view, which is a zoom: about the hand's size.
+  assert np.all((u0 < joints[:, 0]) & (joints[:, 0] < u1))
+  assert np.all((v0 < joints[:, 1]) & (joints[:, 1] < v1))
+  assert 72 <= u1 - u0 < width / 2 and u1 - u0 == pytest.approx(v1 - v0)
+  assert whole.get_xlim() == (-0.5, width - 0.5)
+  assert colour_bar.get_ylabel() == "depth (mm)"
+  legend = [t.get_text() for t in whole.get_legend().get_texts()]
+  assert legend[:5] == list(skeletons.FINGERS)
+  # Each bone's middle is drawn in its finger's colour.
+  image = visualize.figure_to_array(fig).astype(float)
+  skeleton = skeletons.ICVL
+  for (i, j), finger in zip(skeleton.bones, skeleton.bone_fingers):
+    x, y = view.transData.transform((joints[[i, j], :2].mean(axis=0)))
+    pixel = image[int(round(image.shape[0] - y)), int(round(x))]
+    expected = np.array(skeletons.FINGER_COLORS[finger], float)
+    assert np.abs(pixel - expected).max() < 40, (finger, pixel)
+
+
+def test_hand_window_stays_in_the_frame_and_keeps_a_margin():
+  u0, u1, v0, v1 = visualize.hand_window([[2.0, 3.0], [40.0, 20.0]],
+                                         (240, 320))
+  assert (u0, v0) == (-0.5, -0.5)
+  assert u1 - u0 == v1 - v0 == pytest.approx(38.0 * 1.6)
+  # A point cloud wider than the frame: the frame's larger edge, centred.
+  u0, u1, v0, v1 = visualize.hand_window([[-50.0, 5.0], [400.0, 6.0]],
+                                         (240, 320))
+  assert (u0, u1) == (-0.5, 319.5) and v1 - v0 == 320
+
+
 def test_voting_maps_one_panel_per_joint_with_names():
   names = skeletons.NYU.joint_names
   maps = np.random.default_rng(0).random((24, 24, len(names)))
+  gt = np.full((len(names), 3), 0.25)
   fig = visualize.plot_voting_maps(np.zeros((S, S)), maps, names,
-                                   joints_uvz=np.full((len(names), 3), 0.5))
+                                   joints_uvz=np.full((len(names), 3), 0.5),
+                                   gt_uvz=gt)
   assert len(fig.axes) == len(names)
+  # Each panel marks its joint: the true one and the prediction.
+  markers = [c.get_offsets()[0] for c in fig.axes[3].collections]
+  np.testing.assert_allclose(markers, [[0.25 * S - 0.5] * 2, [0.5 * S - 0.5] * 2])
   assert [ax.get_title() for ax in fig.axes] == list(names)
   # The 24×24 map covers exactly the 96×96 crop.
   overlay = fig.axes[3].images[1]
@@ -86,8 +140,8 @@ def test_offset_field_arrows_start_at_cells_and_vote_for_the_joint():
   offsets = np.zeros((h, w, 2, 3))
   offsets[..., 1, :2] = joint_uv - cell_uv
   weights = np.full((h, w, 2), 1.0 / (h * w))
-  fig = visualize.plot_offset_field(np.ones((S, S)), offsets, weights, 1,
-                                    joint_name="thumb_tip")
+  fig = visualize.plot_offset_field(np.zeros((S, S)), offsets, weights, 1,
+                                    joint_name="thumb_tip", stride=1)
   ax = fig.axes[0]
   assert ax.get_title() == "Offsets to thumb_tip"
   arrows = next(c for c in ax.collections
@@ -112,8 +166,8 @@ def test_offset_field_in_the_authors_convention():
   offsets = np.zeros((h, w, 1, 3))
   offsets[..., 0, :2] = joint_uv - cell_uv
   weights = np.full((h, w, 1), 1.0 / (h * w))
-  fig = visualize.plot_offset_field(np.ones((S, S)), offsets, weights, 0,
-                                    convention="authors")
+  fig = visualize.plot_offset_field(np.zeros((S, S)), offsets, weights, 0,
+                                    stride=1, convention="authors")
   ax = fig.axes[0]
   arrows = next(c for c in ax.collections
                 if isinstance(c, mpl_quiver.Quiver))
@@ -126,15 +180,22 @@ def test_offset_field_in_the_authors_convention():
                              [joint_uv * 95])
 
 
-def test_offset_field_hides_negligible_votes():
-  weights = np.zeros((24, 24, 1))
-  weights[5, 7] = 0.9
-  weights[6, 7] = 0.1
-  fig = visualize.plot_offset_field(np.ones((S, S)), np.zeros((24, 24, 1, 3)),
-                                    weights, 0)
+def test_offset_field_draws_every_other_cell_on_the_hand_whatever_its_weight():
+  # A trained model's weights: one cell holds nearly all of them.
+  weights = np.full((24, 24, 1), 1e-7)
+  weights[5, 7] = 1.0
+  crop = np.ones((S, S))
+  crop[:48, 40:] = 0.2  # the hand: cell rows 0..11, columns 10..23
+  fig = visualize.plot_offset_field(crop, np.zeros((24, 24, 1, 3)), weights,
+                                    0)
   arrows = next(c for c in fig.axes[0].collections
                 if isinstance(c, mpl_quiver.Quiver))
-  assert len(arrows.X) == 2
+  # Rows 0, 2, .., 10 and columns 10, 12, .., 22.
+  assert len(arrows.X) == 6 * 7
+  assert set(arrows.X) == {4 * j + 1.5 for j in range(10, 24, 2)}
+  assert max(arrows.Y) == 4 * 10 + 1.5
+  # The faint cells are drawn in the colour map's low end, not hidden.
+  assert arrows.norm.vmin == pytest.approx(1e-4)
 
 
 def test_success_curves_one_line_per_method():
@@ -146,9 +207,9 @@ def test_success_curves_one_line_per_method():
       "a", "b", "c"]
   np.testing.assert_allclose(ax.lines[0].get_ydata(),
                              100 * np.asarray(
-                                 results[0]["success_curves"]["worst_joint"]))
+                                 results[0]["success_curves"]["max_joint_error"]))
   assert "(mm)" in ax.get_xlabel() and "(%)" in ax.get_ylabel()
-  mean_fig = visualize.plot_success_curves(results, curve="mean_joint")
+  mean_fig = visualize.plot_success_curves(results, curve="mean_joint_error")
   assert "mean joint" in mean_fig.axes[0].get_ylabel()
 
 

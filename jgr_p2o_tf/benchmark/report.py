@@ -13,6 +13,7 @@ from jgr_p2o_tf import train_config
 from jgr_p2o_tf.benchmark import inference_speed as inference
 from jgr_p2o_tf.benchmark import machine as machine_lib
 from jgr_p2o_tf.benchmark import onnx_speed
+from jgr_p2o_tf.benchmark import table as table_lib
 from jgr_p2o_tf.benchmark import timing
 from jgr_p2o_tf.benchmark import training_speed as training
 from jgr_p2o_tf.benchmark import workload
@@ -171,10 +172,6 @@ def run_benchmark(parts=PARTS, config=workload.ModelConfig(),
   }
 
 
-def _number(value, digits):
-  return "" if value is None else f"{value:.{digits}f}"
-
-
 def format_report(report):
   """The report as text: machine, model, a table of the rows, notes."""
   machine, model = report["machine"], report["model"]
@@ -198,27 +195,8 @@ def format_report(report):
       f"({model['flops_method']})",
       "",
   ]
-  header = ("part", "measurement", "batch", "median ms", "p90 ms",
-            "frames/s", "other", "target", "met")
-  table = [header]
-  for row in report["results"]:
-    other = ""
-    if "percent" in row:
-      other = f"{row['percent']:+.1f}%"
-    elif "mm" in row:
-      other = (f"{row['mm']:+.2f} mm ({row['float32_mm']:.2f} → "
-               f"{row['int8_mm']:.2f})")
-    elif "speedup" in row:
-      other = f"{row['speedup']:.2f}× SavedModel"
-    elif "batches_per_s" in row:
-      other = f"{row['batches_per_s']:.1f} batches/s"
-    target = "; ".join(t for t in (row["target"], row["reference"]) if t)
-    met = {None: "", True: "pass", False: "miss"}[row["target_met"]]
-    batch = "" if row["batch_size"] is None else str(row["batch_size"])
-    table.append((row["part"], row["measurement"], batch,
-                  _number(row.get("median_ms"), 2),
-                  _number(row.get("p90_ms"), 2),
-                  _number(row.get("frames_per_s"), 1), other, target, met))
+  header = table_lib.HEADER
+  table = [header] + [table_lib.row_cells(row) for row in report["results"]]
   widths = [max(len(r[i]) for r in table) for i in range(len(header))]
   numeric = {2, 3, 4, 5, 6}
   for r in table:

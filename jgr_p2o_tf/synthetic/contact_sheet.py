@@ -15,9 +15,6 @@ from jgr_p2o_tf import geometry
 from jgr_p2o_tf import skeletons
 from jgr_p2o_tf.synthetic import scene
 
-# BGR colour of each digit's bones: thumb, index, middle, ring, pinky.
-_DIGIT_COLOURS = ((255, 255, 255), (60, 60, 255), (60, 220, 60),
-                  (255, 160, 40), (220, 60, 220))
 _CROP_MARGIN_PX = 12
 _NEAR_MARGIN_MM = 15.0
 
@@ -50,9 +47,14 @@ def frame_tile(frame, camera, tile_px):
                     interpolation=cv2.INTER_NEAREST)
   scale = tile_px / side
   points = np.rint((uvd[:, :2] - corner + 0.5) * scale - 0.5).astype(int)
-  for number, (i, j) in enumerate(skeletons.SYNTHETIC.bones):
-    colour = _DIGIT_COLOURS[number // 4]
-    cv2.line(tile, tuple(points[i]), tuple(points[j]), colour, 2, cv2.LINE_AA)
+  hand = skeletons.SYNTHETIC
+  # A black edge keeps the fingers' colours apart from the depth's.
+  for i, j in hand.bones:
+    cv2.line(tile, tuple(points[i]), tuple(points[j]), (0, 0, 0), 4,
+             cv2.LINE_AA)
+  for (i, j), finger in zip(hand.bones, hand.bone_fingers):
+    bgr = skeletons.FINGER_COLORS[finger][::-1]
+    cv2.line(tile, tuple(points[i]), tuple(points[j]), bgr, 2, cv2.LINE_AA)
   for point in points:
     cv2.circle(tile, tuple(point), 3, (0, 0, 0), -1, cv2.LINE_AA)
   return tile

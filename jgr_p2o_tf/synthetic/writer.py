@@ -24,10 +24,10 @@ import os
 
 import cv2
 import numpy as np
-import tqdm
 
 from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import geometry
+from jgr_p2o_tf import progress as progress_lib
 from jgr_p2o_tf import skeletons
 from jgr_p2o_tf.synthetic import scene
 
@@ -137,8 +137,8 @@ def generate(out_dir, num_frames, seed, layout="icvl", camera="icvl",
   os.makedirs(os.path.join(out_dir, IMAGE_DIR), exist_ok=True)
   write_frame = functools.partial(_write_frame, os.fspath(out_dir), int(seed),
                                   int(num_frames), options)
-  bar = tqdm.tqdm(total=num_frames, unit="frame", disable=not progress,
-                  desc="synthetic frames")
+  bar = progress_lib.progress(num_frames, "synthetic frames", "frame",
+                              disable=not progress)
   lines = []
   with bar:
     if workers == 1:
