@@ -151,3 +151,59 @@ def centre_in_frame(centre_xyz, camera):
     return False
   u, v, _ = geometry.xyz_to_uvd(centre, camera)
   return bool(0 <= u <= camera.width - 1 and 0 <= v <= camera.height - 1)
+
+
+def compute_centre_in_graph(depth_mm, intrinsics, *,
+                            near_range_mm=NEAR_RANGE_MM,
+                            cube_mm=dataset_profiles.ICVL.cube_mm,
+                            max_iterations=10, tolerance_mm=1.0):
+  """``compute_centre`` for a batch inside a TensorFlow graph (exported model).
+
+  The same steps on every frame of the batch at once: the refinement runs
+  ``max_iterations`` steps and a frame's centre stops moving at the step
+  where ``compute_centre`` would have stopped (a step under
+  ``tolerance_mm``, or no pixel in the cube).
+
+  Args:
+    depth_mm: (B, H, W) float32 depth in mm, 0 where there is none.
+    intrinsics: (B, 4) float32 fx, fy, cx, cy.
+    near_range_mm, cube_mm, max_iterations, tolerance_mm: as for
+      ``compute_centre``.
+
+  Returns:
+    (centre_xyz (B, 3) float32, found (B,) bool): found is False for a frame
+    without depth pixels, whose centre is then 0.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  depth = tf.convert_to_tensor(depth_mm, tf.float32)
+  shape = tf.shape(depth)
+  v, u = tf.meshgrid(tf.range(shape[1], dtype=tf.float32),
+                     tf.range(shape[2], dtype=tf.float32), indexing="ij")
+  u = tf.broadcast_to(u, shape)
+  v = tf.broadcast_to(v, shape)
+  valid = (depth > 0) & tf.math.is_finite(depth)
+  points = geometry.uvd_to_xyz(tf.stack([u, v, depth], axis=-1),
+                               intrinsics[:, None, None, :])
+  points = tf.where(valid[..., None], points, tf.zeros_like(points))
+  nearest = tf.reduce_min(tf.where(valid, depth, tf.fill(shape, float("inf"))),
+                          axis=[1, 2])
+
+  def mean_of(mask):
+    weight = tf.cast(mask, tf.float32)[..., None]
+    count = tf.reduce_sum(weight, axis=[1, 2])
+    total = tf.reduce_sum(points * weight, axis=[1, 2])
+    return total / tf.maximum(count, 1.0), count[:, 0] > 0
+
+  centre, found = mean_of(valid & (depth <= nearest[:, None, None] +
+                                   near_range_mm))
+  half_cube = tf.constant(geometry.cube_vector(cube_mm) / 2.0, tf.float32)
+  moving = found
+  for _ in range(max_iterations):
+    inside = valid & tf.reduce_all(
+        tf.abs(points - centre[:, None, None, :]) <= half_cube, axis=-1)
+    refined, any_inside = mean_of(inside)
+    moving &= any_inside
+    step = tf.norm(refined - centre, axis=-1)
+    centre = tf.where(moving[:, None], refined, centre)
+    moving &= step >= tolerance_mm
+  return centre, found
