@@ -196,7 +196,7 @@ def centre_errors(refiner, frames, pose_cube_mm, reference_centres=None,
   """Centre errors in mm of full frames before and after refinement.
 
   The rough centre is ``datasets.centres.compute_centre`` (with the pose
-  cube), the reference the centre the pose crops use: ``reference_centres``
+  cube and the exported graph's pixel stride), the reference the centre the pose crops use: ``reference_centres``
   if given (e.g. V2V-PoseNet's), else the annotation's
   (``ground_truth_centre``).
 
@@ -218,6 +218,7 @@ def centre_errors(refiner, frames, pose_cube_mm, reference_centres=None,
   reference = np.asarray(reference_centres, np.float32)
   rough = np.stack([
       centres_lib.compute_centre(f.depth_mm, f.camera, cube_mm=pose_cube_mm,
+                                 pixel_stride=centres_lib.GRAPH_PIXEL_STRIDE,
                                  frame_id=f.frame_id) for f in frames])
   rough_errors = np.linalg.norm(rough - reference, axis=-1)
   result = {"rough": error_summary(rough_errors),

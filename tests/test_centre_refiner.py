@@ -184,8 +184,9 @@ def test_export_finds_the_hand_as_the_numpy_path_does(
   assert np.all(np.isnan(found["joints_xyz"][2]))
   refiner = keras.saving.load_model(
       os.path.join(trained_refiner, run_dir.LAST_MODEL))
-  rough = np.stack([centres.compute_centre(f.depth_mm, f.camera, cube_mm=250.0)
-                    for f in frames])
+  rough = np.stack([centres.compute_centre(
+      f.depth_mm, f.camera, cube_mm=250.0,
+      pixel_stride=centres.GRAPH_PIXEL_STRIDE) for f in frames])
   expected = centre_refiner.refine_centres(
       refiner, depth[:2], [camera] * 2, rough,
       iterations=centre_refiner.REFINER_ITERATIONS)
