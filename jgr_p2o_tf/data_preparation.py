@@ -33,6 +33,16 @@ crops each training frame with a cube drawn once, when it loads the dataset
 ``authors_train_cubes_mm``), so drawing it here, seeded by the frame's index,
 is their setup as it is: no cropping at training time is needed. Each
 example records its own cube, which training, evaluation and export read.
+
+With ``refiner_crops`` each example also holds the centre refiner's input
+(``centre_refiner``, ``tfrecords``): the depth's rough centre
+(``compute_centre``) moved by a random offset, N(0, ``refiner_jitter_mm``)
+per axis and seeded by the frame's index, so that the refiner learns to
+correct errors larger than those of the rough centre alone, and the crop
+around it with the refiner cube. Its target is the example's centre, the
+one the pose crop is cut around. One draw per frame, fixed at preparation
+like the authors' cubes: the records stay readable by the pose pipeline,
+and the refiner needs no full frames at training time.
 """
 
 import concurrent.futures
@@ -50,6 +60,7 @@ import threading
 import numpy as np
 import tensorflow as tf
 
+from jgr_p2o_tf import centre_refiner
 from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf import progress as progress_lib
@@ -69,10 +80,10 @@ HAND_OUTSIDE_CUBE = "hand_outside_cube"
 # Settings a rerun must share with the run that wrote the finished shards.
 _SETTINGS_KEYS = ("dataset", "split", "data_dir", "reader_kwargs", "centres",
                   "cube_mm", "crop_size", "crop", "cube_choices_mm",
-                  "cube_seed")
+                  "cube_seed", "refiner")
 # Those settings as manifests written before they existed had them.
 _SETTINGS_DEFAULTS = {"crop": "project", "cube_choices_mm": None,
-                      "cube_seed": 0}
+                      "cube_seed": 0, "refiner": None}
 
 
 class BadFrame(DatasetError):
@@ -114,12 +125,15 @@ class _Job:
   crop: str
   crop_size: int
   skip_bad: bool
+  refiner: object  # the manifest's "refiner" dict, or None
 
 
 def prepare(dataset, data_dir, split, out_dir, *, centres="computed",
             v2v_centres=False, cube_mm=None, cube_choices_mm=None,
             cube_seed=0, crop="project", crop_size=geometry.CROP_SIZE,
             num_shards=None, workers=1, skip_bad=False, reader_kwargs=None,
+            refiner_crops=False,
+            refiner_jitter_mm=centre_refiner.TRAINING_JITTER_MM,
             progress=True):
   """Writes the crops of one split as TFRecord shards plus manifest.json.
 
@@ -148,6 +162,10 @@ def prepare(dataset, data_dir, split, out_dir, *, centres="computed",
     skip_bad: skip bad frames (listed in the manifest) instead of stopping.
     reader_kwargs: extra arguments of the reader
       (``dataset_profiles.get_reader``; MSRA ``subjects``).
+    refiner_crops: also write the centre refiner's crop of each frame (see
+      the module docstring).
+    refiner_jitter_mm: standard deviation per axis of the offset added to
+      the rough centre of a refiner crop.
     progress: show a progress bar over frames.
 
   Returns:
@@ -191,6 +209,12 @@ def prepare(dataset, data_dir, split, out_dir, *, centres="computed",
   elif v2v_centres:
     raise ValueError("v2v_centres applies to a centre file only")
   shards = _plan_shards(reader, split, num_shards)
+  refiner = None
+  if refiner_crops:
+    refiner = {"crop_size": centre_refiner.REFINER_CROP_SIZE,
+               "cube_factor": centre_refiner.REFINER_CUBE_FACTOR,
+               "jitter_mm": float(refiner_jitter_mm),
+               "seed": int(cube_seed)}
   manifest = {
       "complete": False,
       "dataset": dataset,
@@ -204,6 +228,7 @@ def prepare(dataset, data_dir, split, out_dir, *, centres="computed",
       "cube_seed": int(cube_seed),
       "crop": crop,
       "crop_size": int(crop_size),
+      "refiner": refiner,
       "skeleton": reader.skeleton.name,
       "num_joints": reader.skeleton.num_joints,
       "camera": dataclasses.asdict(reader.camera),
@@ -221,7 +246,8 @@ def prepare(dataset, data_dir, split, out_dir, *, centres="computed",
              centre_file=centre_file, file_centres=file_centres,
              cube=None if cube is None else tuple(float(c) for c in cube),
              cube_choices=cube_choices, cube_seed=int(cube_seed), crop=crop,
-             crop_size=int(crop_size), skip_bad=skip_bad)
+             crop_size=int(crop_size), skip_bad=skip_bad,
+             refiner=refiner)
   todo = [s for s in shards if s.file not in finished]
   planned = [_shard_entry(s) for s in shards]
 
@@ -448,7 +474,27 @@ def _example(reader, job, index):
   return tfrecords.serialize_example(
       depth=crop, joints_uvz=joints_uvz, joints_xyz=frame.joints_xyz,
       joints_uvd=frame.joints_uvd, centre_xyz=centre, cube=cube,
-      affine=affine, camera=frame.camera.intrinsics, frame_id=frame_id)
+      affine=affine, camera=frame.camera.intrinsics, frame_id=frame_id,
+      refiner=None if job.refiner is None else _refiner_input(
+          frame, cube, job, index))
+
+
+def _refiner_input(frame, cube, job, index):
+  """The refiner crop of a frame: around its rough centre, moved at random."""
+  try:
+    rough = centres_lib.compute_centre(frame.depth_mm, frame.camera,
+                                       cube_mm=cube, frame_id=frame.frame_id)
+  except DatasetError as e:
+    raise BadFrame(NO_CENTRE, e.reason, path=job.data_dir,
+                   frame=frame.frame_id) from None
+  settings = job.refiner
+  rough = (rough + np.random.default_rng((settings["seed"], index)).normal(
+      0.0, settings["jitter_mm"], 3)).astype(np.float32)
+  refiner_cube = centre_refiner.refiner_cube(cube, settings["cube_factor"])
+  return {"depth": centre_refiner.refiner_crop(
+              frame.depth_mm, rough, refiner_cube, frame.camera,
+              settings["crop_size"]),
+          "rough_centre_xyz": rough, "cube": refiner_cube}
 
 
 def _check_hand_in_cube(frame, centre, cube, job):

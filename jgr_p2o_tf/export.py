@@ -14,6 +14,12 @@ with ``--format=saved_model``, a SavedModel with a full-frame signature
 graphs for onnxruntime and OpenVINO (``jgr_p2o_tf.onnx_export``). The cube
 edges come from the manifest of the run's training records, or from
 ``--cube_mm``.
+
+``--centre_refiner_dir`` (a ``train --task=centre`` run) bundles the centre
+refiner into the SavedModel: its ``serving_default`` then takes the depth
+frames and intrinsics only and finds the hand itself (rough centre, then
+``--refiner_iterations`` refinement steps), and the signature with a centre
+is ``full_frame_with_centre`` (``saved_model_contract``).
 """
 
 from absl import flags
@@ -50,6 +56,14 @@ _OVERWRITE = flags.DEFINE_boolean(
     "overwrite", False, "Replace an export of the same format already at "
     "--export_dir.")
 
+_CENTRE_REFINER_DIR = flags.DEFINE_string(
+    "centre_refiner_dir", None, "A centre refiner's run (python -m "
+    "jgr_p2o_tf.train --task=centre) to bundle: serving_default then takes "
+    "no centre. SavedModel only.")
+_REFINER_ITERATIONS = flags.DEFINE_integer(
+    "refiner_iterations", None, "Refinement steps of the bundled refiner; "
+    "default: centre_refiner.REFINER_ITERATIONS.", lower_bound=1)
+
 flags.mark_flags_as_required(["model_dir", "export_dir"])
 
 
@@ -59,6 +73,9 @@ def main(argv):
   cube = (None if _CUBE_MM.value is None
           else cli.numbers(_CUBE_MM, (1, 3), positive=True))
   if _FORMAT.value == "onnx":
+    if _CENTRE_REFINER_DIR.value:
+      raise ValueError("--centre_refiner_dir is for --format=saved_model; "
+                       "the ONNX export takes its centre as an input")
     if _MIXED_PRECISION.value != "none":
       raise ValueError("--mixed_precision is for --format=saved_model; the "
                        "ONNX export is float32")
@@ -75,7 +92,9 @@ def main(argv):
         cube_mm=cube, mixed_precision=_MIXED_PRECISION.value,
         jit_compile=_JIT_COMPILE.value,
         fold_batch_norm_layers=_FOLD_BATCH_NORM.value,
-        overwrite=_OVERWRITE.value)
+        overwrite=_OVERWRITE.value,
+        centre_refiner_dir=_CENTRE_REFINER_DIR.value,
+        refiner_iterations=_REFINER_ITERATIONS.value)
     entry_points = f"signatures {', '.join(metadata['signatures'])}"
   cli.write_flags(_EXPORT_DIR.value)
   print(f"exported {metadata['source']} to {_EXPORT_DIR.value}: "

@@ -39,6 +39,10 @@ from jgr_p2o_tf import run_dir
 from jgr_p2o_tf import saved_model_contract
 from jgr_p2o_tf import skeletons
 
+# The centre a frame without a hand is cropped around (the joints it gives
+# are then replaced by NaN): any point in front of the camera would do.
+NO_HAND_CENTRE_XYZ = (0.0, 0.0, 1000.0)
+
 # renameat2(2): the current directory as base, and the flag that swaps.
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
@@ -75,12 +79,65 @@ def build_metadata(model, *, skeleton, cube_mm, camera=None, dataset=None,
       coordinate_convention=geometry.check_convention(coordinate_convention))
 
 
-def full_frame_signature():
-  """The full-frame signature's inputs: depth, centre_xyz, intrinsics."""
+def full_frame_signature(with_centre=True):
+  """The full-frame signature's inputs: depth, [centre_xyz,] intrinsics."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  return [tf.TensorSpec((None, None, None), tf.float32, name="depth"),
-          tf.TensorSpec((None, 3), tf.float32, name="centre_xyz"),
-          tf.TensorSpec((None, 4), tf.float32, name="intrinsics")]
+  depth = tf.TensorSpec((None, None, None), tf.float32, name="depth")
+  intrinsics = tf.TensorSpec((None, 4), tf.float32, name="intrinsics")
+  if not with_centre:
+    return [depth, intrinsics]
+  return [depth, tf.TensorSpec((None, 3), tf.float32, name="centre_xyz"),
+          intrinsics]
+
+
+def find_hand(depth, intrinsics, refine, refiner_cube, refiner_size,
+              pose_cube, iterations):
+  """The hand centre of full frames, in the graph: rough centre → refiner.
+
+  ``centres.compute_centre_in_graph`` (with the pose cube), then
+  ``iterations`` times: the refiner crop around the centre
+  (``geometry.crop_affine``, ``crop_depth_in_graph``) → ``refine`` → the
+  centre moved by its offset (``centre_refiner.apply_offset``).
+
+  Args:
+    depth: (B, H, W) float32 mm; intrinsics: (B, 4).
+    refine: ``f(crops (B, R, R, 1)) → (B, 3)`` normalized offsets.
+    refiner_cube: (3,) refiner cube edges in mm; refiner_size: R.
+    pose_cube: (3,) cube edges of the pose crop.
+    iterations: refinement steps.
+
+  Returns:
+    (centre_xyz (B, 3), hand_found (B,) bool). No hand is found in a frame
+    without depth pixels, or whose refiner crop around the final centre
+    holds no depth inside the refiner cube; its centre is then
+    ``NO_HAND_CENTRE_XYZ``, a point in front of the camera that the rest of
+    the graph can crop around.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import centre_refiner  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf.datasets import centres  # pylint: disable=g-import-not-at-top
+  depth = tf.ensure_shape(depth, (None, None, None), name="depth")
+  intrinsics = tf.ensure_shape(intrinsics, (None, 4), name="intrinsics")
+  centre, found = centres.compute_centre_in_graph(depth, intrinsics,
+                                                  cube_mm=pose_cube)
+  batch = tf.shape(depth)[0]
+  fallback = tf.broadcast_to(tf.constant(NO_HAND_CENTRE_XYZ, tf.float32),
+                             [batch, 3])
+  cube = tf.constant(refiner_cube, tf.float32)
+  for step in range(iterations + 1):
+    centre = tf.where(found[:, None], centre, fallback)
+    affine = geometry.crop_affine(geometry.xyz_to_uvd(centre, intrinsics),
+                                  cube, intrinsics, refiner_size)
+    crop = geometry.crop_depth_in_graph(depth[..., None], affine,
+                                        centre[:, 2], tf.fill([batch], cube[2]),
+                                        refiner_size)
+    if step == iterations:  # the last crop only tells whether a hand is there
+      found &= tf.reduce_any(crop < 1.0, axis=[1, 2, 3])
+    else:
+      centre = centre_refiner.apply_offset(centre, refine(crop),
+                                           refiner_cube, intrinsics)
+      found &= centre[:, 2] > 0
+  return tf.where(found[:, None], centre, fallback), found
 
 
 def frame_crops(depth, centre_xyz, intrinsics, cube, crop_size):
@@ -149,12 +206,15 @@ def frame_joints(joints_uvz, affine, centre_xyz, intrinsics, cube, crop_size):
 
 
 def serving_module(model, cube, crop_size, metadata_path, jit_compile,
-                   convention):
-  """The tf.Module that is saved: weights, metadata asset, two functions.
+                   convention, refiner=None, refiner_iterations=0):
+  """The tf.Module that is saved: weights, metadata asset, its functions.
 
   ``full_frame`` is ``frame_crops`` → the network → ``frame_joints``;
   ``onnx_export`` converts ``crop`` and those two parts (with
-  ``jit_compile=False``).
+  ``jit_compile=False``). With a ``refiner`` (``centre_refiner``), the
+  module also has ``find_hand_and_pose(depth, intrinsics)``: ``find_hand``
+  → ``full_frame``, with the centre used and ``hand_found`` among its
+  outputs, and NaN joints where no hand was found.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
@@ -192,6 +252,24 @@ def serving_module(model, cube, crop_size, metadata_path, jit_compile,
 
   module.crop = crop
   module.full_frame = full_frame
+  if refiner is None:
+    return module
+  module.refiner_variables = list(refiner.variables)
+  refine = tf.function(lambda crop: refiner(crop, training=False),
+                       jit_compile=jit_compile)
+
+  @tf.function(input_signature=full_frame_signature(with_centre=False))
+  def find_hand_and_pose(depth, intrinsics):
+    centre_xyz, hand_found = find_hand(
+        depth, intrinsics, refine, refiner.cube_mm, refiner.input_size, cube,
+        refiner_iterations)
+    outputs = full_frame(depth, centre_xyz, intrinsics)
+    missing = tf.fill(tf.shape(outputs["joints_xyz"]), float("nan"))
+    outputs = {k: tf.where(hand_found[:, None, None], v, missing)
+               for k, v in outputs.items()}
+    return {**outputs, "centre_xyz": centre_xyz, "hand_found": hand_found}
+
+  module.find_hand_and_pose = find_hand_and_pose
   return module
 
 
@@ -284,7 +362,8 @@ def prepare_export_dir(export_dir, marker, kind, overwrite):
 def export_saved_model(keras_model, export_dir, *, skeleton, cube_mm,
                        camera=None, dataset=None, crop_size=None,
                        jit_compile=True, fold_batch_norm_layers=True,
-                       overwrite=False, source=None):
+                       overwrite=False, source=None, centre_refiner=None,
+                       refiner_iterations=None):
   """Writes ``keras_model`` as a SavedModel (see ``saved_model_contract``).
 
   The directory is written under ``{export_dir}.partial`` and swapped in
@@ -307,6 +386,11 @@ def export_saved_model(keras_model, export_dir, *, skeleton, cube_mm,
       (``batch_norm_folding``).
     overwrite: replace an existing SavedModel at ``export_dir``.
     source: where the model came from, for the metadata.
+    centre_refiner: optional (CentreRefiner, source path): bundled, it makes
+      ``serving_default`` find the hand itself (``find_hand``), and the
+      signature with a centre becomes ``full_frame_with_centre``.
+    refiner_iterations: its refinement steps; default
+      ``centre_refiner.REFINER_ITERATIONS``.
 
   Returns:
     The metadata dict (also written to ``{export_dir}/metadata.json``).
@@ -337,6 +421,18 @@ def export_saved_model(keras_model, export_dir, *, skeleton, cube_mm,
       dataset=dataset, dtype_policy=policy, jit_compile=jit_compile,
       batch_norm_folded=num_folded, source=source,
       coordinate_convention=convention)
+  refiner = None
+  if centre_refiner is not None:
+    from jgr_p2o_tf import centre_refiner as refiner_lib  # pylint: disable=g-import-not-at-top
+    refiner, refiner_source = centre_refiner
+    if refiner_iterations is None:
+      refiner_iterations = refiner_lib.REFINER_ITERATIONS
+    if refiner_iterations < 1:
+      raise ValueError(f"refiner_iterations must be at least 1, got "
+                       f"{refiner_iterations}")
+    metadata = saved_model_contract.with_centre_refiner(
+        metadata, iterations=refiner_iterations, cube_mm=refiner.cube_mm,
+        crop_size=refiner.input_size, source=refiner_source)
   partial = export_dir + ".partial"
   os.makedirs(partial)
   metadata_path = os.path.join(partial, saved_model_contract.METADATA_FILE)
@@ -344,14 +440,19 @@ def export_saved_model(keras_model, export_dir, *, skeleton, cube_mm,
     json.dump(metadata, f, indent=2)
     f.write("\n")
   module = serving_module(keras_model, metadata["cube_mm"], model_size,
-                           metadata_path, jit_compile, convention)
-  tf.saved_model.save(
-      module, partial,
-      signatures={
-          saved_model_contract.SIGNATURE_FULL_FRAME:
-              module.full_frame.get_concrete_function(),
-          saved_model_contract.SIGNATURE_CROP:
-              module.crop.get_concrete_function()})
+                          metadata_path, jit_compile, convention, refiner,
+                          refiner_iterations or 0)
+  signatures = {saved_model_contract.SIGNATURE_CROP:
+                    module.crop.get_concrete_function()}
+  if refiner is None:
+    signatures[saved_model_contract.SIGNATURE_FULL_FRAME] = (
+        module.full_frame.get_concrete_function())
+  else:
+    signatures[saved_model_contract.SIGNATURE_FULL_FRAME] = (
+        module.find_hand_and_pose.get_concrete_function())
+    signatures[saved_model_contract.SIGNATURE_FULL_FRAME_WITH_CENTRE] = (
+        module.full_frame.get_concrete_function())
+  tf.saved_model.save(module, partial, signatures=signatures)
   move_into_place(partial, export_dir)
   return metadata
 
@@ -401,9 +502,24 @@ def load_run(model_dir, model=None, cube_mm=None, mixed_precision="none"):
                            source=path)
 
 
+def load_centre_refiner(refiner_dir):
+  """(CentreRefiner, path) of a ``train --task=centre`` run's last.keras."""
+  import keras  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import centre_refiner  # pylint: disable=g-import-not-at-top
+  path = os.path.join(refiner_dir, run_dir.LAST_MODEL)
+  if not os.path.isfile(path):
+    raise ValueError(f"{refiner_dir}: no {run_dir.LAST_MODEL} (train the "
+                     f"refiner with python -m jgr_p2o_tf.train --task=centre)")
+  refiner = keras.saving.load_model(path)
+  if not isinstance(refiner, centre_refiner.CentreRefiner):
+    raise ValueError(f"{path} is not a centre refiner ({type(refiner).__name__})")
+  return refiner, path
+
+
 def export_from_model_dir(model_dir, export_dir, *, model=None, cube_mm=None,
                           mixed_precision="none", jit_compile=True,
-                          fold_batch_norm_layers=True, overwrite=False):
+                          fold_batch_norm_layers=True, overwrite=False,
+                          centre_refiner_dir=None, refiner_iterations=None):
   """Exports a training run's model (what the CLI does).
 
   See ``load_run`` for where the skeleton, cube edges and camera come from.
@@ -413,7 +529,10 @@ def export_from_model_dir(model_dir, export_dir, *, model=None, cube_mm=None,
   """
   keras_model, arguments = load_run(model_dir, model, cube_mm,
                                     mixed_precision)
+  refiner = (None if centre_refiner_dir is None
+             else load_centre_refiner(centre_refiner_dir))
   return export_saved_model(
       keras_model, export_dir, jit_compile=jit_compile,
       fold_batch_norm_layers=fold_batch_norm_layers, overwrite=overwrite,
+      centre_refiner=refiner, refiner_iterations=refiner_iterations,
       **arguments)

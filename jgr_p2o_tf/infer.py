@@ -11,9 +11,12 @@ onnxruntime or OpenVINO, ``--runtime``) of ``python -m jgr_p2o_tf.export``;
 Writes ``{output_dir}/predictions.json`` (per image: the hand centre and the
 joints in xyz mm and full-frame uvd) and, unless ``--noplot``, one PNG per
 image with the skeleton drawn on the depth, coloured per finger, zoomed to
-the hand beside the whole frame (``--full_frame``: the whole frame only). Each image's hand centre is
-``--centre`` or, by default, computed from the depth (the nearest object's
-centre of mass, ``datasets.centres.compute_centre``).
+the hand beside the whole frame (``--full_frame``: the whole frame only).
+Each image's hand centre is ``--centre`` or, by default, found by the
+SavedModel itself when it bundles a centre refiner (``export
+--centre_refiner_dir``: rough centre, then the refiner; an image where it
+finds none is written as "no hand found"), or else computed from the depth
+(the nearest object's centre of mass, ``datasets.centres.compute_centre``).
 
 The camera is ``--dataset``'s, or the one stored in the model at export;
 ``--camera`` overrides the intrinsics. See ``jgr_p2o_tf.inference`` for the
@@ -45,7 +48,7 @@ _CAMERA = flags.DEFINE_list(
     "overriding --dataset's or the model's intrinsics.")
 _CENTRE = flags.DEFINE_list(
     "centre", None, "x,y,z hand centre in mm for every image; default: "
-    "computed from each image.")
+    "found in each image (by the export's centre refiner if it has one).")
 _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", None, "Where to write predictions.json and the figures.")
 _PLOT = flags.DEFINE_boolean("plot", True,
@@ -77,6 +80,8 @@ def main(argv):
   taken = set()
 
   def plot(result, depth):
+    if not result["hand_found"]:
+      return
     name = inference.plot_file_name(result["file"], taken)
     result["plot"] = name
     figure = visualize.plot_depth_with_joints(
@@ -92,7 +97,8 @@ def main(argv):
   path = os.path.join(output_dir, inference.PREDICTIONS_FILE)
   inference.write_predictions(path, predictor, camera, results)
   cli.write_flags(output_dir)
-  print(f"{len(results)} images: {path}")
+  missing = sum(not r["hand_found"] for r in results)
+  print(f"{len(results)} images ({missing} with no hand found): {path}")
 
 
 def run():

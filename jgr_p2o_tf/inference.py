@@ -73,6 +73,12 @@ class _TensorFlowGraphs:
     return {k: v.numpy() for k, v in outputs.items()}
 
   def full_frame(self, arguments):
+    return self._run(
+        saved_model_contract.SIGNATURE_FULL_FRAME_WITH_CENTRE
+        if self.metadata.get("centre_refiner")
+        else saved_model_contract.SIGNATURE_FULL_FRAME, arguments)
+
+  def find_hand_and_pose(self, arguments):
     return self._run(saved_model_contract.SIGNATURE_FULL_FRAME, arguments)
 
   def crop(self, depth_crop):
@@ -243,17 +249,25 @@ class Predictor:
   def cube_mm(self):
     return np.asarray(self.metadata["cube_mm"], np.float32)
 
+  @property
+  def finds_hand(self):
+    """Whether the export bundles a centre refiner (needs no centre)."""
+    return bool(self.metadata.get("centre_refiner"))
+
   def predict(self, depth_mm, centre_xyz, camera):
     """The full-frame graph on one frame or a batch.
 
     Args:
       depth_mm: (H, W) or (B, H, W) depth in mm (any real dtype; 0 = hole).
-      centre_xyz: (3,) or (B, 3) hand centres in mm.
+      centre_xyz: (3,) or (B, 3) hand centres in mm; None to let the
+        export's centre refiner find the hand (``finds_hand``).
       camera: Camera, or (4,) or (B, 4) intrinsics fx, fy, cx, cy.
 
     Returns:
-      dict of float32 arrays ``joints_xyz``, ``joints_uvd``, ``joints_uvz``:
-      (J, 3) for one frame, (B, J, 3) for a batch.
+      dict of arrays ``joints_xyz``, ``joints_uvd``, ``joints_uvz``: (J, 3)
+      float32 for one frame, (B, J, 3) for a batch; without a centre also
+      ``centre_xyz`` (3,) / (B, 3), the centre found, and ``hand_found``,
+      bool () / (B,), the joints being NaN where it is False.
     """
     depth = np.asarray(depth_mm, np.float32)
     single = depth.ndim == 2
@@ -263,13 +277,20 @@ class Predictor:
     batch = 1 if single else depth.shape[0]
     intrinsics = (camera.intrinsics if isinstance(camera, geometry.Camera)
                   else np.asarray(camera, np.float32))
-    outputs = self._graphs.full_frame({
+    arguments = {
         "depth": depth.reshape((batch,) + depth.shape[-2:]),
-        "centre_xyz": np.broadcast_to(
-            np.asarray(centre_xyz, np.float32), (batch, 3)),
         "intrinsics": np.broadcast_to(intrinsics.astype(np.float32),
-                                      (batch, 4)),
-    })
+                                      (batch, 4))}
+    if centre_xyz is None:
+      if not self.finds_hand:
+        raise ValueError(f"{self.model_dir}: an export without a centre "
+                         f"refiner needs a hand centre (export with "
+                         f"--centre_refiner_dir to find it in the graph)")
+      outputs = self._graphs.find_hand_and_pose(arguments)
+    else:
+      outputs = self._graphs.full_frame({
+          **arguments, "centre_xyz": np.broadcast_to(
+              np.asarray(centre_xyz, np.float32), (batch, 3))})
     return {k: v[0] for k, v in outputs.items()} if single else outputs
 
   def predict_crop(self, depth_crop):
@@ -369,15 +390,20 @@ def predict_files(predictor, paths, camera, *, dataset=None, centre_xyz=None,
     paths: depth image files.
     camera: their Camera.
     dataset: passed to ``read_depth``.
-    centre_xyz: (3,) hand centre in mm for every image; None computes each
-      image's centre (``centres.compute_centre`` with the exported cube).
+    centre_xyz: (3,) hand centre in mm for every image; None finds each
+      image's hand: in the graph when the export bundles a centre refiner
+      (``Predictor.finds_hand``), otherwise ``centres.compute_centre`` with
+      the exported cube.
     on_frame: optional ``f(result, depth_mm)`` called after each image, e.g.
       to draw it.
 
   Returns:
-    A list with a dict per image: ``file``; ``centre_xyz`` and
-    ``centre_uvd`` (3 floats); ``centre_source``, "given" or "computed";
-    ``joints_xyz`` and ``joints_uvd`` (J lists of 3 floats).
+    A list with a dict per image: ``file``; ``hand_found`` (bool);
+    ``centre_xyz`` and ``centre_uvd`` (3 floats); ``centre_source``,
+    "given", "computed" or "refined" (the export's refiner); ``joints_xyz``
+    and ``joints_uvd`` (J lists of 3 floats). Where the refiner found no
+    hand: ``hand_found`` False, ``result`` "no hand found", and no centre or
+    joints.
 
   Raises:
     DatasetError: naming the image that cannot be read or has no depth.
@@ -396,19 +422,30 @@ def predict_files(predictor, paths, camera, *, dataset=None, centre_xyz=None,
     if not np.all(np.isfinite(depth)):
       raise frame_lib.DatasetError("depth values that are not finite",
                                    path=path)
-    centre = centre_xyz
-    if centre is None:
-      centre = centres.compute_centre(depth, camera,
-                                      cube_mm=predictor.cube_mm,
-                                      frame_id=path)
-    outputs = predictor.predict(depth, centre, camera)
+    centre, source = centre_xyz, "given"
+    if centre is None and predictor.finds_hand:
+      outputs = predictor.predict(depth, None, camera)
+      centre, source = outputs.pop("centre_xyz"), "refined"
+      if not outputs.pop("hand_found"):
+        result = {"file": path, "hand_found": False,
+                  "result": "no hand found"}
+        if on_frame is not None:
+          on_frame(result, depth)
+        results.append(result)
+        continue
+    else:
+      if centre is None:
+        centre, source = centres.compute_centre(
+            depth, camera, cube_mm=predictor.cube_mm, frame_id=path), "computed"
+      outputs = predictor.predict(depth, centre, camera)
     if not all(np.all(np.isfinite(v)) for v in outputs.values()):
       raise ValueError(f"{path}: the model's joints are not finite")
     result = {
         "file": path,
+        "hand_found": True,
         "centre_xyz": [float(c) for c in centre],
         "centre_uvd": geometry.xyz_to_uvd(centre, camera).tolist(),
-        "centre_source": "computed" if centre_xyz is None else "given",
+        "centre_source": source,
         "joints_xyz": outputs["joints_xyz"].tolist(),
         "joints_uvd": outputs["joints_uvd"].tolist(),
     }

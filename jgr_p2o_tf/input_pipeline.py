@@ -23,7 +23,7 @@ _MAX_CYCLE_LENGTH = 16
 def make_dataset(data_dir, *, batch_size, training, seed=None, subjects=None,
                  exclude_subjects=None, shards=None,
                  shuffle_buffer=DEFAULT_SHUFFLE_BUFFER, drop_remainder=None,
-                 cache=False):
+                 cache=False, parse=None):
   """A batched tf.data pipeline over one prepared split.
 
   Args:
@@ -43,6 +43,8 @@ def make_dataset(data_dir, *, batch_size, training, seed=None, subjects=None,
       (a training step wants a fixed batch, evaluation wants every frame).
     cache: True caches serialized records in memory, a str caches them in
       that file, False reads the shards every epoch.
+    parse: ``f(serialized batch, manifest) → element``; None parses the
+      pose crop (``tfrecords.parse_example``).
 
   Returns:
     tf.data.Dataset of dicts: ``depth`` (B, S, S, 1), ``joints_uvz``,
@@ -70,11 +72,13 @@ def make_dataset(data_dir, *, batch_size, training, seed=None, subjects=None,
   if training:
     records = records.shuffle(shuffle_buffer, seed=seed,
                               reshuffle_each_iteration=True)
-  num_joints = manifest["num_joints"]
-  crop_size = manifest["crop_size"]
+  if parse is None:
+    num_joints = manifest["num_joints"]
+    crop_size = manifest["crop_size"]
+    parse = lambda serialized, _: tfrecords.parse_example(
+        serialized, num_joints, crop_size)
   return records.batch(batch_size, drop_remainder=drop_remainder).map(
-      lambda serialized: tfrecords.parse_example(serialized, num_joints,
-                                                 crop_size),
+      lambda serialized: parse(serialized, manifest),
       num_parallel_calls=tf.data.AUTOTUNE,
       deterministic=deterministic).prefetch(tf.data.AUTOTUNE)
 

@@ -19,6 +19,7 @@ import os
 
 from absl import flags
 
+from jgr_p2o_tf import centre_refiner
 from jgr_p2o_tf import cli
 from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import geometry
@@ -63,6 +64,13 @@ flags.DEFINE_bool("skip_bad", False,
                   "Skip bad frames (listed in the manifest) instead of "
                   "stopping at the first.")
 flags.DEFINE_list("subjects", None, "MSRA: the subjects to read (P0..P8).")
+flags.DEFINE_bool("refiner_crops", False,
+                  "Also write each frame's centre refiner crop, around its "
+                  "computed centre moved at random (python -m "
+                  "jgr_p2o_tf.train --task=centre trains on them).")
+flags.DEFINE_float("refiner_jitter_mm", centre_refiner.TRAINING_JITTER_MM,
+                   "Standard deviation per axis of the random move of the "
+                   "refiner crops' rough centres.", lower_bound=0.0)
 flags.mark_flags_as_required(["dataset", "data_dir", "split", "out_dir"])
 
 
@@ -94,7 +102,9 @@ def main(argv):
       cube_choices_mm=cube_choices_mm, cube_seed=FLAGS.cube_seed,
       crop=FLAGS.crop,
       num_shards=FLAGS.num_shards, workers=FLAGS.workers,
-      skip_bad=FLAGS.skip_bad, reader_kwargs=reader_kwargs)
+      skip_bad=FLAGS.skip_bad, reader_kwargs=reader_kwargs,
+      refiner_crops=FLAGS.refiner_crops,
+      refiner_jitter_mm=FLAGS.refiner_jitter_mm)
   counts = manifest["counts"]
   print(f"{FLAGS.out_dir}: {counts['written']} crops in "
         f"{len(manifest['shards'])} shards, {counts['skipped']} frames "

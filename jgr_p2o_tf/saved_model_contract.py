@@ -15,6 +15,15 @@ two signatures, all TensorFlow graph (no Python is needed to serve it):
     normalized crop → ``joints_uvz`` (B, J, 3) and ``voting_maps``
     (B, S/4, S/4, J) of the last stack.
 
+An export that bundles a centre refiner (``export --centre_refiner_dir``,
+metadata ``centre_refiner``: its iterations, cube and crop size) finds the
+hand itself, so its ``SIGNATURE_FULL_FRAME`` takes ``depth`` and
+``intrinsics`` only and also returns ``centre_xyz`` (B, 3), the centre it
+cropped around, and ``hand_found`` (B,) bool; where no hand was found the
+joints are NaN. The signature with a centre is then
+``SIGNATURE_FULL_FRAME_WITH_CENTRE`` (a signature's inputs are fixed, so the
+centre cannot be an optional input of one).
+
 Both are also attributes of the loaded object (``loaded.full_frame(depth,
 centre_xyz, intrinsics)``, ``loaded.crop(depth_crop)``), which refuse a
 tensor of the wrong dtype or rank with a message naming the argument.
@@ -31,6 +40,7 @@ import os
 
 SIGNATURE_FULL_FRAME = "serving_default"
 SIGNATURE_CROP = "crop"
+SIGNATURE_FULL_FRAME_WITH_CENTRE = "full_frame_with_centre"
 METADATA_FILE = "metadata.json"
 FORMAT = "jgr_p2o_tf.saved_model"
 FORMAT_VERSION = 1
@@ -98,6 +108,33 @@ def metadata(*, skeleton, cube_mm, crop_size, output_grid, num_stacks,
                   "voting_maps": f"(B, {grid_h}, {grid_w}, {num_joints}) "
                                  "voting weights of the last stack"}}},
   }
+
+
+def with_centre_refiner(metadata, *, iterations, cube_mm, crop_size, source):
+  """The metadata of an export that bundles a centre refiner.
+
+  Its full-frame signature takes no centre and returns the centre and
+  ``hand_found``; the signature with a centre moves to
+  ``SIGNATURE_FULL_FRAME_WITH_CENTRE``.
+  """
+  signatures = dict(metadata["signatures"])
+  with_centre = signatures[SIGNATURE_FULL_FRAME]
+  inputs = {k: v for k, v in with_centre["inputs"].items()
+            if k != "centre_xyz"}
+  outputs = {k: f"{v}; NaN where no hand was found"
+             for k, v in with_centre["outputs"].items()}
+  outputs["centre_xyz"] = ("(B, 3) float32 hand centre in mm the crop was "
+                           "cut around (rough centre, then the refiner)")
+  outputs["hand_found"] = ("(B,) bool: False for a frame without depth or "
+                           "without depth in the refiner cube around the "
+                           "centre")
+  signatures[SIGNATURE_FULL_FRAME] = {"inputs": inputs, "outputs": outputs}
+  signatures[SIGNATURE_FULL_FRAME_WITH_CENTRE] = with_centre
+  return {**metadata, "signatures": signatures, "centre_refiner": {
+      "iterations": int(iterations),
+      "cube_mm": [float(c) for c in cube_mm],
+      "crop_size": int(crop_size),
+      "source": None if source is None else os.fspath(source)}}
 
 
 def check_format(metadata, path, expected_format=FORMAT,

@@ -43,6 +43,11 @@ _EPOCHS = flags.DEFINE_integer(
 # The TrainConfig fields set by a flag of the same name: its help, and the
 # values it takes for a str field with choices.
 _FIELD_FLAGS = {
+    "task": ("pose: the JGR-P2O network; centre: the centre refiner "
+             "(centre_training), on records prepared with --refiner_crops.",
+             train_config.TASKS),
+    "refiner_features": "--task=centre: channels of the refiner's first "
+                        "convolution.",
     "validation_fraction": (
         "Hold this fraction of the training records out, by whole shards "
         "(MSRA: subjects) from their end, to choose best.keras; 0: none, "
@@ -173,6 +178,10 @@ def main(argv):
   # Imported here: TensorFlow takes seconds, and flag errors need none of it.
   from jgr_p2o_tf import trainer  # pylint: disable=g-import-not-at-top
   cli.write_flags(config.model_dir)
+  if config.task == "centre":
+    from jgr_p2o_tf import centre_training  # pylint: disable=g-import-not-at-top
+    centre_training.train(config)
+    return
   trainer.train(config)
 
 

@@ -22,6 +22,9 @@ WEIGHT_DECAY_MODES = ("l2", "decoupled")
 # The augmentation modes (augment) and the loss's reductions over the batch
 # (losses).
 AUGMENT_MODES = ("all", "authors")
+# What a run trains: the pose network, or the centre refiner
+# (``centre_training``) on records prepared with refiner crops.
+TASKS = ("pose", "centre")
 LOSS_REDUCTIONS = ("mean", "sum")
 
 
@@ -31,6 +34,7 @@ class TrainConfig:
   train_dir: str
   model_dir: str
   epochs: int
+  task: str = "pose"
   validation_dir: str = ""  # a prepared split that chooses best.keras
   validation_fraction: float = 0.0  # or this much of train_dir held out
   skeleton: str = ""  # "" → the skeleton named in the records' manifest
@@ -49,6 +53,7 @@ class TrainConfig:
   graph: str = "skeleton"
   head: str = "jgr"
   num_features: int = 128
+  refiner_features: int = 16  # --task=centre: the refiner's first width
   coordinate_convention: str = "project"
   beta: float = 1e-4
   huber_delta: float = 0.01
@@ -76,13 +81,14 @@ class TrainConfig:
     choices = {"strategy": STRATEGIES, "mixed_precision": MIXED_PRECISION,
                "weight_decay_mode": WEIGHT_DECAY_MODES,
                "coordinate_convention": geometry.COORDINATE_CONVENTIONS,
-               "augment_mode": AUGMENT_MODES,
+               "augment_mode": AUGMENT_MODES, "task": TASKS,
                "loss_reduction": LOSS_REDUCTIONS}
     for name, allowed in choices.items():
       if getattr(self, name) not in allowed:
         raise ValueError(f"--{name}={getattr(self, name)!r} is not one of "
                          f"{', '.join(allowed)}")
-    for name in ("epochs", "batch_size", "checkpoint_every_steps"):
+    for name in ("epochs", "batch_size", "checkpoint_every_steps",
+                 "refiner_features"):
       if getattr(self, name) <= 0:
         raise ValueError(f"--{name} must be positive, got "
                          f"{getattr(self, name)}")
@@ -133,6 +139,7 @@ DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)
 # run with another value of one of them is refused. The others (learning
 # rate, loss weights, augmentation, epochs, logging, strategy, ...) may
 # change between the runs of one model directory.
-FIXED_FOR_A_RUN = ("skeleton", "num_stacks", "graph", "head", "num_features",
+FIXED_FOR_A_RUN = ("task", "skeleton", "num_stacks", "graph", "head",
+                   "num_features", "refiner_features",
                    "coordinate_convention", "mixed_precision",
                    "weight_decay_mode", "batch_size", "test_subject")

@@ -161,6 +161,12 @@ def _atomic_write_text(path, text):
   os.replace(tmp, path)
 
 
+def write_config(config):
+  """The resolved TrainConfig as the run's config.json."""
+  _atomic_write_text(os.path.join(config.model_dir, "config.json"),
+                     json.dumps(dataclasses.asdict(config), indent=2))
+
+
 def save_model_atomically(model, path):
   """model.save to a temporary name, then rename: a kill never corrupts it."""
   tmp = path + ".tmp.keras"
@@ -338,8 +344,7 @@ def train(config, log=print):
   os.makedirs(config.model_dir, exist_ok=True)
   if trainer.is_chief:
     _remove_leftovers(config.model_dir, trainer.checkpoint_dir)
-    _atomic_write_text(os.path.join(config.model_dir, "config.json"),
-                       json.dumps(dataclasses.asdict(config), indent=2))
+    write_config(config)
   history_path = os.path.join(config.model_dir, "history.json")
   history = _read_json(history_path, default=[])
   best = _read_json(os.path.join(config.model_dir, run_dir.BEST_RECORD),

@@ -8,6 +8,10 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import pytest
 
+# Epochs of the tiny refiner of ``trained_refiner``: enough to learn which
+# way the hand is, on 256 frames.
+TINY_REFINER_EPOCHS = 10
+
 
 def make_synthetic_records(root, train_frames, test_frames, layout="icvl",
                            train_shards=None):
@@ -44,3 +48,30 @@ def nyu_export(tmp_path_factory):
   metadata = exporter.export_saved_model(
       model, export_dir, skeleton="nyu", cube_mm=300.0, dataset="nyu")
   return model, export_dir, metadata
+
+
+@pytest.fixture(scope="session")
+def refiner_records(synthetic_records):
+  """The 256 training frames of ``synthetic_records`` prepared again with
+  centre refiner crops: the records' folder."""
+  from jgr_p2o_tf import data_preparation  # pylint: disable=g-import-not-at-top
+  root = os.path.dirname(synthetic_records)
+  out_dir = os.path.join(root, "refiner_records", "train")
+  data_preparation.prepare("synthetic", os.path.join(root, "raw"), "train",
+                           out_dir, centres="ground_truth", num_shards=2,
+                           refiner_crops=True, progress=False)
+  return out_dir
+
+
+@pytest.fixture(scope="session")
+def trained_refiner(refiner_records, tmp_path_factory):
+  """A tiny centre refiner trained on ``refiner_records``: its run folder."""
+  from jgr_p2o_tf import centre_training  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import train_config  # pylint: disable=g-import-not-at-top
+  model_dir = str(tmp_path_factory.mktemp("refiner"))
+  centre_training.train(train_config.TrainConfig(
+      train_dir=refiner_records, model_dir=model_dir, task="centre",
+      epochs=TINY_REFINER_EPOCHS, batch_size=32, learning_rate=3e-3,
+      learning_rate_decay=0.9, refiner_features=4, jit_compile=False,
+      progress_bar=False), log=lambda _: None)
+  return model_dir

@@ -1,0 +1,135 @@
+"""Trains the centre refiner (``centre_refiner``): ``train --task=centre``.
+
+The refiner is small (~25 MFLOP) and its data are the refiner crops that
+``data_prep --refiner_crops`` writes beside the pose crops (rough centre
+moved at random, target the pose crop's centre), so Keras' own loop serves:
+``Model.fit`` over a tf.data pipeline of those records, with the run's
+settings from the same ``TrainConfig`` and flags as the pose trainer
+(``--batch_size``, ``--learning_rate``, ``--learning_rate_decay``,
+``--epochs``, ``--seed``, ``--progress_bar``, ``--refiner_features``).
+What lands in ``--model_dir``, as for a pose run: ``config.json``,
+``last.keras`` (the final refiner, written atomically), ``history.json``,
+TensorBoard logs in ``logs/``, and ``checkpoints/`` (Keras'
+``BackupAndRestore``: rerunning the command resumes from the last finished
+epoch).
+
+Loss: mean squared error of the normalized offset ``(target − rough) /
+(cube/2)`` (a Huber loss of small delta, which acts as L1 on most offsets,
+trained the refiner far more slowly). Augmentation: random
+mirror images of the crop about its vertical and horizontal centre lines,
+with the offset's x or y negated (the crop is centred on the rough centre,
+so the mirrored crop is that of a mirrored scene around the same centre).
+"""
+
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+from jgr_p2o_tf import centre_refiner
+from jgr_p2o_tf import input_pipeline
+from jgr_p2o_tf import records_manifest
+from jgr_p2o_tf import tfrecords
+
+def refiner_records(train_dir):
+  """The manifest of ``train_dir``; ValueError if it has no refiner crops."""
+  manifest = records_manifest.read_manifest(train_dir)
+  if not manifest.get("refiner"):
+    raise ValueError(
+        f"{train_dir}: records without refiner crops; prepare them with "
+        f"python -m data_prep ... --refiner_crops")
+  return manifest
+
+
+def _inputs_and_targets(serialized, manifest):
+  parsed = tfrecords.parse_refiner_example(
+      serialized, manifest["refiner"]["crop_size"])
+  offset = (parsed["centre_xyz"] - parsed["rough_centre_xyz"]) / (
+      parsed["refiner_cube"] / 2.0) * centre_refiner.crop_axis_signs(
+          parsed["camera"])
+  return parsed["refiner_depth"], offset
+
+
+def _mirror(depth, offset, seed):
+  """Random mirror images of each crop (see the module docstring)."""
+  flips = tf.random.stateless_uniform(
+      tf.stack([tf.shape(offset)[0], 2]), seed) < 0.5
+  flip_u, flip_v = flips[:, 0], flips[:, 1]
+  depth = tf.where(flip_u[:, None, None, None], tf.reverse(depth, [2]), depth)
+  depth = tf.where(flip_v[:, None, None, None], tf.reverse(depth, [1]), depth)
+  signs = tf.stack([tf.where(flip_u, -1.0, 1.0), tf.where(flip_v, -1.0, 1.0),
+                    tf.ones_like(offset[:, 2])], axis=-1)
+  return depth, offset * signs
+
+
+def make_dataset(train_dir, batch_size, training, seed=0):
+  """(crop, normalized offset) batches of a split's refiner crops."""
+  manifest = refiner_records(train_dir)
+  dataset = input_pipeline.make_dataset(
+      train_dir, batch_size=batch_size, training=training, seed=seed,
+      cache=True, parse=_inputs_and_targets)
+  if training:
+    dataset = dataset.enumerate().map(
+        lambda step, batch: _mirror(*batch, tf.stack(
+            [tf.constant(seed, tf.int64), step])))
+  return dataset, manifest
+
+
+def build_refiner(manifest, num_features):
+  """A fresh CentreRefiner for the refiner crops of ``manifest``."""
+  refiner = manifest["refiner"]
+  cube = centre_refiner.refiner_cube(manifest["cube_mm"],
+                                     refiner["cube_factor"])
+  return centre_refiner.CentreRefiner(
+      input_size=refiner["crop_size"], num_features=num_features,
+      cube_mm=cube)
+
+
+def train(config, log=print):
+  """Trains (or resumes) the refiner of ``config``; returns the history.
+
+  Args:
+    config: a TrainConfig with ``task == "centre"``.
+    log: where the final line goes.
+  """
+  from jgr_p2o_tf import run_dir  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import trainer  # pylint: disable=g-import-not-at-top
+  run_dir.check_resumable(config)
+  dataset, manifest = make_dataset(config.train_dir, config.batch_size,
+                                   training=True, seed=config.seed)
+  if manifest["cube_mm"] is None:
+    raise ValueError(f"{config.train_dir}: frames of cubes drawn per frame; "
+                     f"the refiner needs one cube (prepare with --cube_mm)")
+  os.makedirs(config.model_dir, exist_ok=True)
+  trainer.write_config(config)
+  keras.utils.set_random_seed(config.seed)
+  refiner = build_refiner(manifest, config.refiner_features)
+  crops = sum(shard["written"] for shard in manifest["shards"])
+  steps_per_epoch = crops // config.batch_size
+  if steps_per_epoch == 0:
+    raise ValueError(f"--train_dir={config.train_dir} holds fewer frames "
+                     f"than one batch of {config.batch_size}")
+  # Decayed once an epoch, as the pose trainer's rate.
+  learning_rate = keras.optimizers.schedules.ExponentialDecay(
+      config.learning_rate, steps_per_epoch,
+      config.learning_rate_decay, staircase=True)
+  refiner.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss=keras.losses.MeanSquaredError(),
+                  jit_compile=config.jit_compile)
+  history = refiner.fit(
+      dataset, epochs=config.epochs, verbose=1 if config.progress_bar else 2,
+      callbacks=[
+          keras.callbacks.BackupAndRestore(
+              os.path.join(config.model_dir, "checkpoints")),
+          keras.callbacks.TensorBoard(os.path.join(config.model_dir, "logs"))])
+  trainer.save_model_atomically(
+      refiner, os.path.join(config.model_dir, run_dir.LAST_MODEL))
+  epochs = [{"epoch": i + 1, "loss": float(loss)}
+            for i, loss in enumerate(history.history.get("loss", []))]
+  with open(os.path.join(config.model_dir, "history.json"), "w",
+            encoding="utf-8") as f:
+    json.dump(epochs, f, indent=2)
+  if epochs:
+    log(f"centre refiner: {epochs[-1]}")
+  return epochs

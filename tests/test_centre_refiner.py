@@ -1,0 +1,217 @@
+"""Tests of the centre refiner: model, crops and targets, training, voting."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from jgr_p2o_tf import centre_refiner
+from jgr_p2o_tf import centre_training
+from jgr_p2o_tf import dataset_profiles
+from jgr_p2o_tf import flops
+from jgr_p2o_tf import geometry
+from jgr_p2o_tf import records_manifest
+from jgr_p2o_tf import run_dir
+from jgr_p2o_tf.datasets import centres
+from jgr_p2o_tf.layers.centre_voting import CentreVoting
+from jgr_p2o_tf.layers.output_grid import pixel_uvz
+
+
+def test_keras_round_trip(tmp_path):
+  keras.utils.set_random_seed(1)
+  refiner = centre_refiner.CentreRefiner(input_size=32, num_features=4,
+                                         cube_mm=(300.0, 320.0, 340.0))
+  crops = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 1)).astype(
+      np.float32)
+  path = str(tmp_path / "refiner.keras")
+  refiner.save(path)
+  loaded = keras.saving.load_model(path)
+  assert isinstance(loaded, centre_refiner.CentreRefiner)
+  assert loaded.get_config() == refiner.get_config()
+  assert loaded.cube_mm == [300.0, 320.0, 340.0]
+  np.testing.assert_allclose(loaded(crops), refiner(crops), atol=1e-6)
+
+
+def test_flops_are_a_small_fraction_of_the_pose_network():
+  refiner = centre_refiner.CentreRefiner()
+  # The pose network of the paper costs 0.72 GFLOP a frame.
+  assert flops.count_flops(refiner)["total"] < 0.1 * 0.72e9
+
+
+def test_voting_returns_the_chosen_pixels_vote():
+  """All weight on one output pixel: its 3D point plus its offset."""
+  rng = np.random.default_rng(0)
+  depth = rng.uniform(-1, 1, (2, 16, 16, 1)).astype(np.float32)
+  votes = np.zeros((2, 4, 4, 4), np.float32)
+  votes[..., 1:] = rng.normal(size=(2, 4, 4, 3))
+  votes[0, 1, 2, 0] = votes[1, 3, 0, 0] = 50.0  # the chosen pixels' weights
+  offset = np.asarray(CentreVoting()(votes, depth))
+  uvz = np.asarray(pixel_uvz(depth, stride=4))
+  for sample, (i, j) in enumerate(((1, 2), (3, 0))):
+    u, v, z = uvz[sample, i, j]
+    expected = np.array([2 * u - 1, 2 * v - 1, z]) + votes[sample, i, j, 1:]
+    np.testing.assert_allclose(offset[sample], expected, atol=1e-5)
+
+
+def test_offsets_are_in_crop_axes_and_invert():
+  """A camera with fy < 0 (NYU) flips y; apply_offset undoes the target."""
+  rough = np.array([[10.0, -20.0, 500.0]], np.float32)
+  target = np.array([[40.0, 0.0, 470.0]], np.float32)
+  cube = centre_refiner.refiner_cube(250.0)
+  for camera in (dataset_profiles.ICVL.camera, dataset_profiles.NYU.camera):
+    intrinsics = camera.intrinsics[None]
+    offset = centre_refiner.normalized_offset(rough, target, cube, intrinsics)
+    np.testing.assert_allclose(
+        centre_refiner.apply_offset(rough, offset, cube, intrinsics), target,
+        atol=1e-4)
+    # The target's crop pixel lies on the crop's side the offset points to.
+    affine = geometry.crop_affine(geometry.xyz_to_uvd(rough[0], camera),
+                                  cube, camera, 64)
+    pixel = geometry.apply_affine(
+        affine, geometry.xyz_to_uvd(target, camera)[:, :2])[0]
+    assert np.all(np.sign(pixel - 31.5) == np.sign(offset[0, :2]))
+
+
+def test_records_hold_the_refiner_crop_of_the_moved_centre(
+    synthetic_records, refiner_records):
+  """Each record's refiner crop is cut around its rough centre, which is
+  the depth's centre moved by the frame's draw, and the pose parts of the
+  records are those of the pose-only preparation."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import input_pipeline  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import tfrecords  # pylint: disable=g-import-not-at-top
+  manifest = records_manifest.read_manifest(refiner_records)
+  settings = manifest["refiner"]
+  reader = dataset_profiles.get_reader(
+      "synthetic", os.path.join(os.path.dirname(synthetic_records), "raw"),
+      "train")
+  paths = records_manifest.shard_paths(refiner_records, manifest)
+  serialized = next(iter(tf.data.TFRecordDataset(paths).batch(3)))
+  parsed = tfrecords.parse_refiner_example(serialized, settings["crop_size"])
+  cube = centre_refiner.refiner_cube(manifest["cube_mm"],
+                                     settings["cube_factor"])
+  for index in range(3):
+    frame = reader.read(index)
+    drawn = np.random.default_rng((settings["seed"], index)).normal(
+        0.0, settings["jitter_mm"], 3)
+    rough = centres.compute_centre(frame.depth_mm, frame.camera,
+                                   cube_mm=manifest["cube_mm"]) + drawn
+    np.testing.assert_allclose(parsed["rough_centre_xyz"][index], rough,
+                               atol=1e-3)
+    np.testing.assert_allclose(parsed["refiner_cube"][index], cube)
+    np.testing.assert_allclose(
+        parsed["refiner_depth"][index],
+        centre_refiner.refiner_crop(frame.depth_mm, rough, cube, frame.camera,
+                                    settings["crop_size"]), atol=1e-6)
+    np.testing.assert_allclose(parsed["centre_xyz"][index],
+                               centres.ground_truth_centre(frame.joints_xyz))
+  pose = next(iter(input_pipeline.make_dataset(
+      refiner_records, batch_size=3, training=False)))
+  plain = next(iter(input_pipeline.make_dataset(
+      os.path.join(synthetic_records, "train"), batch_size=3,
+      training=False)))
+  np.testing.assert_array_equal(pose["depth"], plain["depth"])
+
+
+def test_trained_refiner_moves_a_displaced_centre_towards_the_hand(
+    synthetic_records, trained_refiner):
+  """On rendered test frames, a centre moved 60 mm off the hand's in a
+  known direction is moved back towards it by one refinement step."""
+  refiner = keras.saving.load_model(
+      os.path.join(trained_refiner, run_dir.LAST_MODEL))
+  reader = dataset_profiles.get_reader(
+      "synthetic", os.path.join(os.path.dirname(synthetic_records), "raw"),
+      "test")
+  frames = [reader.read(i) for i in range(16)]
+  truth = np.stack([centres.ground_truth_centre(f.joints_xyz)
+                    for f in frames])
+  directions = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0]] * 4,
+                        np.float32)
+  moved = truth + 60.0 * directions
+  refined = centre_refiner.refine_centres(
+      refiner, [f.depth_mm for f in frames], [f.camera for f in frames],
+      moved, iterations=1)
+  correction = refined - moved
+  # It moves back along the displacement, and ends nearer the hand.
+  assert np.mean(np.sum(correction * -directions, axis=1) > 0) >= 0.9
+  errors = np.linalg.norm(refined - truth, axis=1)
+  assert np.median(errors) < 0.75 * 60.0
+
+
+def test_training_refuses_records_without_refiner_crops(synthetic_records):
+  with pytest.raises(ValueError, match="--refiner_crops"):
+    centre_training.refiner_records(os.path.join(synthetic_records, "train"))
+
+
+@pytest.fixture(scope="module")
+def refiner_export(trained_refiner, tmp_path_factory):
+  """A small pose model exported with the tiny refiner bundled."""
+  from jgr_p2o_tf import exporter  # pylint: disable=g-import-not-at-top
+  from tests import test_export  # pylint: disable=g-import-not-at-top
+  export_dir = tmp_path_factory.mktemp("refined") / "saved_model"
+  metadata = exporter.export_saved_model(
+      test_export.small_model(), export_dir, skeleton="icvl", cube_mm=250.0,
+      dataset="icvl", jit_compile=False,
+      centre_refiner=exporter.load_centre_refiner(trained_refiner))
+  return export_dir, metadata
+
+
+def _test_frames(synthetic_records, count):
+  reader = dataset_profiles.get_reader(
+      "synthetic", os.path.join(os.path.dirname(synthetic_records), "raw"),
+      "test")
+  return [reader.read(i) for i in range(count)]
+
+
+def test_export_finds_the_hand_as_the_numpy_path_does(
+    synthetic_records, trained_refiner, refiner_export):
+  """serving_default's centre is compute_centre → refiner steps; given that
+  centre, full_frame_with_centre gives the same joints; an empty frame has
+  no hand and NaN joints."""
+  from jgr_p2o_tf import inference  # pylint: disable=g-import-not-at-top
+  export_dir, metadata = refiner_export
+  assert metadata["centre_refiner"]["iterations"] == (
+      centre_refiner.REFINER_ITERATIONS)
+  frames = _test_frames(synthetic_records, 2)
+  depth = np.stack([f.depth_mm for f in frames] +
+                   [np.zeros_like(frames[0].depth_mm)])
+  camera = frames[0].camera
+  predictor = inference.Predictor(export_dir)
+  assert predictor.finds_hand
+  found = predictor.predict(depth, None, camera)
+  np.testing.assert_array_equal(found["hand_found"], [True, True, False])
+  assert np.all(np.isnan(found["joints_xyz"][2]))
+  refiner = keras.saving.load_model(
+      os.path.join(trained_refiner, run_dir.LAST_MODEL))
+  rough = np.stack([centres.compute_centre(
+      f.depth_mm, f.camera, cube_mm=250.0,
+      pixel_stride=centres.GRAPH_PIXEL_STRIDE) for f in frames])
+  expected = centre_refiner.refine_centres(
+      refiner, depth[:2], [camera] * 2, rough,
+      iterations=centre_refiner.REFINER_ITERATIONS)
+  np.testing.assert_allclose(found["centre_xyz"][:2], expected, atol=0.5)
+  given = predictor.predict(depth[:2], found["centre_xyz"][:2], camera)
+  np.testing.assert_allclose(given["joints_xyz"], found["joints_xyz"][:2],
+                             atol=1e-3)
+
+
+def test_infer_says_no_hand_found(synthetic_records, refiner_export,
+                                  tmp_path):
+  import json  # pylint: disable=g-import-not-at-top
+  import cv2  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import inference  # pylint: disable=g-import-not-at-top
+  frame = _test_frames(synthetic_records, 1)[0]
+  paths = [tmp_path / "hand.png", tmp_path / "empty.png"]
+  cv2.imwrite(str(paths[0]), np.round(frame.depth_mm).astype(np.uint16))
+  cv2.imwrite(str(paths[1]), np.zeros_like(frame.depth_mm, np.uint16))
+  predictor = inference.Predictor(refiner_export[0])
+  results = inference.predict_files(predictor, paths, frame.camera)
+  inference.write_predictions(str(tmp_path / "predictions.json"), predictor,
+                              frame.camera, results)
+  with open(tmp_path / "predictions.json", encoding="utf-8") as f:
+    hand, empty = json.load(f)["frames"]
+  assert hand["hand_found"] and hand["centre_source"] == "refined"
+  assert len(hand["joints_xyz"]) == 16
+  assert empty == {"file": str(paths[1]), "hand_found": False,
+                   "result": "no hand found"}
