@@ -10,12 +10,12 @@ regresses the offset to the reference centre; applied once or twice it
 brings the centre close to the reference (measured: ARCHITECTURE.md).
 
 The refiner's crop is the pose crop's geometry (``geometry.crop_depth``)
-with a cube ``REFINER_CUBE_FACTOR`` times larger, so that the hand is still
+with a cube ``geometry.REFINER_CUBE_FACTOR`` times larger, so that the hand is still
 inside when the rough centre is ~100 mm off, and a smaller image
-(``REFINER_CROP_SIZE``). Its output is the offset normalized by the refiner
+(``geometry.REFINER_CROP_SIZE``). Its output is the offset normalized by the refiner
 cube's half edges, ``(target − rough) / (refiner_cube / 2)``, about [-1, 1]
-per axis, along the crop's axes (``crop_axis_signs``; ``normalized_offset``,
-``apply_offset``).
+per axis, along the crop's axes (``geometry.crop_axis_signs``,
+``normalized_offset``, ``apply_offset``).
 
 Network (input (B, S, S, 1) normalized depth, S = 64): 3×3 convolutions,
 each with batch normalization and ReLU, of F and 2F channels each followed
@@ -32,14 +32,6 @@ import numpy as np
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf.layers.centre_voting import CentreVoting
 
-REFINER_CROP_SIZE = 64
-# Refiner cube edge / pose cube edge: a 250 mm pose cube gives 400 mm, which
-# still holds a hand whose rough centre is off by ~100 mm.
-REFINER_CUBE_FACTOR = 1.6
-# Standard deviation per axis of the random offset added to the rough centre
-# of a training crop: the rough centres' own errors are mostly under ~50 mm
-# but reach 100+ mm, and the refiner must learn to correct both.
-TRAINING_JITTER_MM = 30.0
 # 3×3 convolutions at a quarter of the input size, before the votes.
 VOTING_CONVS = 3
 # Refinement steps of a full-frame prediction (DeepPrior++ iterates too).
@@ -62,7 +54,7 @@ class CentreRefiner(keras.Model):
     name, trainable: base Model arguments.
   """
 
-  def __init__(self, *, input_size=REFINER_CROP_SIZE, num_features=16,
+  def __init__(self, *, input_size=geometry.REFINER_CROP_SIZE, num_features=16,
                cube_mm=(400.0, 400.0, 400.0), name="centre_refiner",
                trainable=True):
     if input_size % 4:
@@ -104,52 +96,6 @@ class CentreRefiner(keras.Model):
     return cls(**config)
 
 
-def refiner_cube(pose_cube_mm, factor=REFINER_CUBE_FACTOR):
-  """(3,) float32 refiner cube edges for a pose cube."""
-  return geometry.cube_vector(pose_cube_mm) * np.float32(factor)
-
-
-def crop_axis_signs(intrinsics):
-  """(..., 3) signs turning camera axes into the crop's (u right, v down, z).
-
-  A crop is cut with ``|fx|`` and ``|fy|`` (``geometry.crop_affine``): its u
-  axis points along x times the sign of fx, its v axis along y times the
-  sign of fy (NYU's fy is negative). The refiner sees and predicts offsets in
-  the crop's axes. ``intrinsics``: (..., 4) NumPy array or backend tensor.
-  """
-  if isinstance(intrinsics, np.ndarray):
-    ops = np
-  else:
-    ops = keras.ops
-  signs = ops.sign(intrinsics[..., :2])
-  return ops.concatenate([signs, ops.ones_like(signs[..., :1])], axis=-1)
-
-
-def normalized_offset(rough_xyz, target_xyz, cube_mm, intrinsics):
-  """(..., 3) training target: ``(target − rough) / (cube/2)``, crop axes."""
-  intrinsics = np.asarray(intrinsics, np.float32)
-  return ((np.asarray(target_xyz, np.float32) -
-           np.asarray(rough_xyz, np.float32)) /
-          (geometry.cube_vector(cube_mm) / 2.0) * crop_axis_signs(intrinsics))
-
-
-def apply_offset(rough_xyz, offset, cube_mm, intrinsics):
-  """Inverse of ``normalized_offset``: the refined (..., 3) centre in mm.
-
-  Works on NumPy arrays and backend tensors (the exported graph).
-  """
-  return rough_xyz + offset * crop_axis_signs(intrinsics) * (
-      np.asarray(cube_mm, np.float32) / 2.0)
-
-
-def refiner_crop(depth_mm, centre_xyz, cube_mm, camera,
-                 crop_size=REFINER_CROP_SIZE):
-  """(S, S, 1) float32 refiner input around ``centre_xyz`` (NumPy)."""
-  crop, _ = geometry.crop_depth(depth_mm, centre_xyz, cube_mm, camera,
-                                crop_size)
-  return crop[..., None]
-
-
 def refine_centres(refiner, depths_mm, cameras, rough_xyz,
                    iterations=REFINER_ITERATIONS, batch_size=64):
   """Refines the rough centres of full frames (NumPy crops, Keras model).
@@ -169,14 +115,14 @@ def refine_centres(refiner, depths_mm, cameras, rough_xyz,
   centres = np.array(rough_xyz, np.float32, copy=True)
   for _ in range(iterations):
     crops = np.stack([
-        refiner_crop(d, c, cube, cam, refiner.input_size)
+        geometry.refiner_crop(d, c, cube, cam, refiner.input_size)
         for d, cam, c in zip(depths_mm, cameras, centres)])
     offsets = np.concatenate([
         keras.ops.convert_to_numpy(refiner(crops[i:i + batch_size],
                                            training=False))
         for i in range(0, len(crops), batch_size)])
     intrinsics = np.stack([c.intrinsics for c in cameras])
-    centres = apply_offset(centres, offsets, cube,
+    centres = geometry.apply_offset(centres, offsets, cube,
                            intrinsics).astype(np.float32)
   return centres
 

@@ -28,6 +28,7 @@ import keras
 import tensorflow as tf
 
 from jgr_p2o_tf import centre_refiner
+from jgr_p2o_tf import geometry
 from jgr_p2o_tf import input_pipeline
 from jgr_p2o_tf import records_manifest
 from jgr_p2o_tf import tfrecords
@@ -46,7 +47,7 @@ def _inputs_and_targets(serialized, manifest):
   parsed = tfrecords.parse_refiner_example(
       serialized, manifest["refiner"]["crop_size"])
   offset = (parsed["centre_xyz"] - parsed["rough_centre_xyz"]) / (
-      parsed["refiner_cube"] / 2.0) * centre_refiner.crop_axis_signs(
+      parsed["refiner_cube"] / 2.0) * geometry.crop_axis_signs(
           parsed["camera"])
   return parsed["refiner_depth"], offset
 
@@ -79,7 +80,7 @@ def make_dataset(train_dir, batch_size, training, seed=0):
 def build_refiner(manifest, num_features):
   """A fresh CentreRefiner for the refiner crops of ``manifest``."""
   refiner = manifest["refiner"]
-  cube = centre_refiner.refiner_cube(manifest["cube_mm"],
+  cube = geometry.refiner_cube(manifest["cube_mm"],
                                      refiner["cube_factor"])
   return centre_refiner.CentreRefiner(
       input_size=refiner["crop_size"], num_features=num_features,

@@ -60,7 +60,6 @@ import threading
 import numpy as np
 import tensorflow as tf
 
-from jgr_p2o_tf import centre_refiner
 from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf import progress as progress_lib
@@ -133,7 +132,7 @@ def prepare(dataset, data_dir, split, out_dir, *, centres="computed",
             cube_seed=0, crop="project", crop_size=geometry.CROP_SIZE,
             num_shards=None, workers=1, skip_bad=False, reader_kwargs=None,
             refiner_crops=False,
-            refiner_jitter_mm=centre_refiner.TRAINING_JITTER_MM,
+            refiner_jitter_mm=records_manifest.REFINER_JITTER_MM,
             progress=True):
   """Writes the crops of one split as TFRecord shards plus manifest.json.
 
@@ -211,8 +210,8 @@ def prepare(dataset, data_dir, split, out_dir, *, centres="computed",
   shards = _plan_shards(reader, split, num_shards)
   refiner = None
   if refiner_crops:
-    refiner = {"crop_size": centre_refiner.REFINER_CROP_SIZE,
-               "cube_factor": centre_refiner.REFINER_CUBE_FACTOR,
+    refiner = {"crop_size": geometry.REFINER_CROP_SIZE,
+               "cube_factor": geometry.REFINER_CUBE_FACTOR,
                "jitter_mm": float(refiner_jitter_mm),
                "seed": int(cube_seed)}
   manifest = {
@@ -490,8 +489,8 @@ def _refiner_input(frame, cube, job, index):
   settings = job.refiner
   rough = (rough + np.random.default_rng((settings["seed"], index)).normal(
       0.0, settings["jitter_mm"], 3)).astype(np.float32)
-  refiner_cube = centre_refiner.refiner_cube(cube, settings["cube_factor"])
-  return {"depth": centre_refiner.refiner_crop(
+  refiner_cube = geometry.refiner_cube(cube, settings["cube_factor"])
+  return {"depth": geometry.refiner_crop(
               frame.depth_mm, rough, refiner_cube, frame.camera,
               settings["crop_size"]),
           "rough_centre_xyz": rough, "cube": refiner_cube}

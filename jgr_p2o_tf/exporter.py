@@ -97,7 +97,7 @@ def find_hand(depth, intrinsics, refine, refiner_cube, refiner_size,
   ``centres.compute_centre_in_graph`` (with the pose cube), then
   ``iterations`` times: the refiner crop around the centre
   (``geometry.crop_affine``, ``crop_depth_in_graph``) → ``refine`` → the
-  centre moved by its offset (``centre_refiner.apply_offset``).
+  centre moved by its offset (``geometry.apply_offset``).
 
   Args:
     depth: (B, H, W) float32 mm; intrinsics: (B, 4).
@@ -114,7 +114,6 @@ def find_hand(depth, intrinsics, refine, refiner_cube, refiner_size,
     the graph can crop around.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from jgr_p2o_tf import centre_refiner  # pylint: disable=g-import-not-at-top
   from jgr_p2o_tf.datasets import centres  # pylint: disable=g-import-not-at-top
   depth = tf.ensure_shape(depth, (None, None, None), name="depth")
   intrinsics = tf.ensure_shape(intrinsics, (None, 4), name="intrinsics")
@@ -134,7 +133,7 @@ def find_hand(depth, intrinsics, refine, refiner_cube, refiner_size,
     if step == iterations:  # the last crop only tells whether a hand is there
       found &= tf.reduce_any(crop < 1.0, axis=[1, 2, 3])
     else:
-      centre = centre_refiner.apply_offset(centre, refine(crop),
+      centre = geometry.apply_offset(centre, refine(crop),
                                            refiner_cube, intrinsics)
       found &= centre[:, 2] > 0
   return tf.where(found[:, None], centre, fallback), found

@@ -369,3 +369,54 @@ def crop_depth_in_graph(depth_mm, affine, centre_z, cube_z,
       fill_mode="CONSTANT")
   return normalize_depth(crop, centre_z[:, None, None, None],
                          cube_z[:, None, None, None])
+
+
+# The centre refiner's crop (``centre_refiner``): the pose crop's geometry
+# with a larger cube and a smaller image.
+REFINER_CROP_SIZE = 64
+# Refiner cube edge / pose cube edge: a 250 mm pose cube gives 400 mm, which
+# still holds a hand whose rough centre is off by ~100 mm.
+REFINER_CUBE_FACTOR = 1.6
+
+
+def refiner_cube(pose_cube_mm, factor=REFINER_CUBE_FACTOR):
+  """(3,) float32 refiner cube edges for a pose cube."""
+  return cube_vector(pose_cube_mm) * np.float32(factor)
+
+
+def crop_axis_signs(intrinsics):
+  """(..., 3) signs turning camera axes into the crop's (u right, v down, z).
+
+  A crop is cut with ``|fx|`` and ``|fy|`` (``crop_affine``): its u
+  axis points along x times the sign of fx, its v axis along y times the
+  sign of fy (NYU's fy is negative). The refiner sees and predicts offsets in
+  the crop's axes. ``intrinsics``: (..., 4) NumPy array or backend tensor.
+  """
+  ops = _ops(intrinsics)
+  signs = ops.sign(intrinsics[..., :2])
+  return ops.concatenate([signs, ops.ones_like(signs[..., :1])], axis=-1)
+
+
+def normalized_offset(rough_xyz, target_xyz, cube_mm, intrinsics):
+  """(..., 3) training target: ``(target − rough) / (cube/2)``, crop axes."""
+  intrinsics = np.asarray(intrinsics, np.float32)
+  return ((np.asarray(target_xyz, np.float32) -
+           np.asarray(rough_xyz, np.float32)) /
+          (cube_vector(cube_mm) / 2.0) * crop_axis_signs(intrinsics))
+
+
+def apply_offset(rough_xyz, offset, cube_mm, intrinsics):
+  """Inverse of ``normalized_offset``: the refined (..., 3) centre in mm.
+
+  Works on NumPy arrays and backend tensors (the exported graph).
+  """
+  return rough_xyz + offset * crop_axis_signs(intrinsics) * (
+      np.asarray(cube_mm, np.float32) / 2.0)
+
+
+def refiner_crop(depth_mm, centre_xyz, cube_mm, camera,
+                 crop_size=REFINER_CROP_SIZE):
+  """(S, S, 1) float32 refiner input around ``centre_xyz`` (NumPy)."""
+  crop, _ = crop_depth(depth_mm, centre_xyz, cube_mm, camera,
+                                crop_size)
+  return crop[..., None]

@@ -19,7 +19,6 @@ import os
 
 from absl import flags
 
-from jgr_p2o_tf import centre_refiner
 from jgr_p2o_tf import cli
 from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import geometry
@@ -68,7 +67,7 @@ flags.DEFINE_bool("refiner_crops", False,
                   "Also write each frame's centre refiner crop, around its "
                   "computed centre moved at random (python -m "
                   "jgr_p2o_tf.train --task=centre trains on them).")
-flags.DEFINE_float("refiner_jitter_mm", centre_refiner.TRAINING_JITTER_MM,
+flags.DEFINE_float("refiner_jitter_mm", records_manifest.REFINER_JITTER_MM,
                    "Standard deviation per axis of the random move of the "
                    "refiner crops' rough centres.", lower_bound=0.0)
 flags.mark_flags_as_required(["dataset", "data_dir", "split", "out_dir"])

@@ -25,6 +25,10 @@ MANIFEST_FILE = "manifest.json"
 # Frames per shard when the shard count is not given: ~37 MB files, enough
 # shards of a large split to interleave when reading.
 FRAMES_PER_SHARD = 1000
+# data_prep --refiner_crops: standard deviation per axis of the random offset
+# added to the rough centre of a refiner crop. The rough centres' own errors
+# are mostly under ~50 mm but reach 100+ mm; the refiner must correct both.
+REFINER_JITTER_MM = 30.0
 
 
 def manifest_path(split_dir):

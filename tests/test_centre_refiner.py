@@ -58,12 +58,12 @@ def test_offsets_are_in_crop_axes_and_invert():
   """A camera with fy < 0 (NYU) flips y; apply_offset undoes the target."""
   rough = np.array([[10.0, -20.0, 500.0]], np.float32)
   target = np.array([[40.0, 0.0, 470.0]], np.float32)
-  cube = centre_refiner.refiner_cube(250.0)
+  cube = geometry.refiner_cube(250.0)
   for camera in (dataset_profiles.ICVL.camera, dataset_profiles.NYU.camera):
     intrinsics = camera.intrinsics[None]
-    offset = centre_refiner.normalized_offset(rough, target, cube, intrinsics)
+    offset = geometry.normalized_offset(rough, target, cube, intrinsics)
     np.testing.assert_allclose(
-        centre_refiner.apply_offset(rough, offset, cube, intrinsics), target,
+        geometry.apply_offset(rough, offset, cube, intrinsics), target,
         atol=1e-4)
     # The target's crop pixel lies on the crop's side the offset points to.
     affine = geometry.crop_affine(geometry.xyz_to_uvd(rough[0], camera),
@@ -89,7 +89,7 @@ def test_records_hold_the_refiner_crop_of_the_moved_centre(
   paths = records_manifest.shard_paths(refiner_records, manifest)
   serialized = next(iter(tf.data.TFRecordDataset(paths).batch(3)))
   parsed = tfrecords.parse_refiner_example(serialized, settings["crop_size"])
-  cube = centre_refiner.refiner_cube(manifest["cube_mm"],
+  cube = geometry.refiner_cube(manifest["cube_mm"],
                                      settings["cube_factor"])
   for index in range(3):
     frame = reader.read(index)
@@ -102,7 +102,7 @@ def test_records_hold_the_refiner_crop_of_the_moved_centre(
     np.testing.assert_allclose(parsed["refiner_cube"][index], cube)
     np.testing.assert_allclose(
         parsed["refiner_depth"][index],
-        centre_refiner.refiner_crop(frame.depth_mm, rough, cube, frame.camera,
+        geometry.refiner_crop(frame.depth_mm, rough, cube, frame.camera,
                                     settings["crop_size"]), atol=1e-6)
     np.testing.assert_allclose(parsed["centre_xyz"][index],
                                centres.ground_truth_centre(frame.joints_xyz))

@@ -12,6 +12,7 @@ Each gives one row per batch size.
 import os
 import tempfile
 
+from jgr_p2o_tf import geometry
 from jgr_p2o_tf import saved_model_contract
 from jgr_p2o_tf.benchmark import timing
 from jgr_p2o_tf.benchmark import workload
@@ -166,7 +167,7 @@ def _refined_full_frame_rows(model, root, full_frame_rows, settings, log):
   log("saved_model: exporting with a centre refiner")
   export_dir = os.path.join(root, "saved_model_refiner")
   refiner = centre_refiner.CentreRefiner(
-      cube_mm=centre_refiner.refiner_cube(workload.DATASET.cube_mm))
+      cube_mm=geometry.refiner_cube(workload.DATASET.cube_mm))
   exporter.export_saved_model(model, export_dir, skeleton=workload.SKELETON,
                               cube_mm=workload.DATASET.cube_mm,
                               dataset=workload.DATASET.name,
