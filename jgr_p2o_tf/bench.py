@@ -4,21 +4,26 @@ r"""Times the network on every runtime, training and the input pipeline.
       [--runs=100] [--quick] \
       [--parts=model,xla,saved_model,onnxruntime,openvino,train,input] \
       [--batch_sizes=1,32,256] [--mixed_precision=none] [--num_features=128] \
-      [--accuracy_model=runs/demo/model] [--update_readme=README.md]
+      [--train_batch_sizes=32] [--train_precisions=none,bfloat16] \
+      [--train_backends=tensorflow,jax] [--accuracy_model=runs/demo/model] \
+      [--update_readme=README.md]
   python -m jgr_p2o_tf.bench --from_json=docs/bench_cpu.json \
       --update_readme=README.md
 
 Prints the machine, the parameters and FLOPs of a randomly initialised
 JGR-P2O (NYU layout) and a table of batch-1 latencies, batch-32/256
 throughputs on TensorFlow (Keras, XLA, SavedModel), onnxruntime and OpenVINO
-(ONNX export, float32 and int8, with int8's accuracy change in mm), training
-and input speeds, with the paper's figures and the project's targets beside
-them (information, not assertions); the same report goes to
-``--output_json``, and ``--update_readme`` renders it into the README's
-results block (``benchmark.table``; ``make bench``). With
-``KERAS_BACKEND=jax`` the network and a JAX training step are timed and the
-TensorFlow-only parts are skipped. See ``jgr_p2o_tf.benchmark`` for what
-each row measures.
+(ONNX export, float32 and int8, with int8's accuracy change in mm), the
+whole train step on each backend of --train_backends (the current one in
+this process, the other in a child process) and the input pipeline's speed,
+with the paper's figures and the project's targets beside them
+(information, not assertions); the same report goes to ``--output_json``,
+and ``--update_readme`` renders it into the README's results block
+(``benchmark.table``; ``make bench``). With ``KERAS_BACKEND=jax`` and
+``--train_backends=jax`` TensorFlow is never imported and the
+TensorFlow-only parts are skipped (a GPU machine without TensorFlow:
+benchmarks/accelerator.sh). See ``jgr_p2o_tf.benchmark`` for what each row
+measures.
 """
 
 import json
@@ -53,8 +58,18 @@ _PARTS = flags.DEFINE_list(
     "pipeline).")
 _BATCH_SIZES = flags.DEFINE_list(
     "batch_sizes", [str(b) for b in workload.Settings.batch_sizes],
-    "Inference batch sizes (under JAX, those "
-    "above 1 are also the training batch sizes).")
+    "Inference batch sizes.")
+_TRAIN_BATCH_SIZES = flags.DEFINE_list(
+    "train_batch_sizes", [str(b) for b in workload.Settings.train_batch_sizes],
+    "Batch sizes of the timed train steps.")
+_TRAIN_PRECISIONS = flags.DEFINE_list(
+    "train_precisions", list(workload.Settings.train_precisions),
+    "Mixed precisions of the timed train steps: none (float32) or "
+    "bfloat16.")
+_TRAIN_BACKENDS = flags.DEFINE_list(
+    "train_backends", list(workload.Settings.train_backends),
+    "Keras backends whose train steps are timed; each other than "
+    "KERAS_BACKEND runs in a child process.")
 _MIXED_PRECISION = flags.DEFINE_enum(
     "mixed_precision", "none", train_config.MIXED_PRECISION,
     "Compute dtype of the network; variables stay float32.")
@@ -86,13 +101,19 @@ def main(argv):
   # Keras and the backend load here: flag errors need none of them.
   from jgr_p2o_tf.benchmark import report as reporting  # pylint: disable=g-import-not-at-top
   batch_sizes = tuple(cli.numbers(_BATCH_SIZES, kind=int, positive=True))
+  train = dict(
+      train_batch_sizes=tuple(cli.numbers(_TRAIN_BATCH_SIZES, kind=int,
+                                          positive=True)),
+      train_precisions=tuple(_TRAIN_PRECISIONS.value),
+      train_backends=tuple(_TRAIN_BACKENDS.value))
   if _QUICK.value:
     settings = workload.Settings.quick(
-        _RUNS.value if flags.FLAGS["runs"].present else None, batch_sizes)
+        _RUNS.value if flags.FLAGS["runs"].present else None, batch_sizes,
+        **train)
   else:
     settings = workload.Settings(
         batch_sizes=batch_sizes, latency_runs=_RUNS.value,
-        throughput_runs=max(3, _RUNS.value // 10))
+        throughput_runs=max(3, _RUNS.value // 10), **train)
   config = workload.ModelConfig(num_stacks=_NUM_STACKS.value,
                                 num_features=_NUM_FEATURES.value,
                                 mixed_precision=_MIXED_PRECISION.value)

@@ -27,7 +27,8 @@ ROW_KEYS = {"part", "measurement", "batch_size", "runs", "median_ms",
             "reference"}
 TINY_SETTINGS = workload.Settings(
     batch_sizes=(1, 2), latency_runs=2, throughput_runs=1, warmup_runs=1,
-    train_steps=1, train_jit_compile=(False,), input_batches=2,
+    train_steps=1, train_batch_sizes=(2,), train_precisions=("none",),
+    train_jit_compile=(False,), input_batches=2,
     record_frames=workload.TRAIN_BATCH_SIZE, calibration_frames=2,
     accuracy_frames=3)
 TINY_MODEL = workload.ModelConfig(num_stacks=1, num_features=16)
@@ -52,7 +53,8 @@ def test_report_of_every_part_under_tensorflow():
       "int8: crop.onnx quantized by onnxruntime's quantize_static (QDQ; "
       "per-channel int8 weights of the convolutions, uint8 activations, "
       "MinMax over synthetic crops); accuracy of the timed network (random "
-      "weights), speed of the timed network (random weights)")]
+      "weights), speed of the timed network (random weights)"),
+      training_speed.TRAINING_NOTE]
   machine = report["machine"]
   assert machine["backend"] == "tensorflow"
   assert machine["tensorflow"] == tf.__version__
@@ -64,14 +66,15 @@ def test_report_of_every_part_under_tensorflow():
   assert model["flops_per_frame"] == sum(model["flops_breakdown"].values())
 
   rows = report["results"]
-  timed = [r for r in rows if "percent" not in r and "mm" not in r]
+  timed = [r for r in rows
+           if not {"percent", "mm", "ratio"} & set(r)]
   for row in timed:
     assert ROW_KEYS <= set(row), row
     assert 0 < row["median_ms"] <= row["p90_ms"]
   names = {(r["part"], r["measurement"], r["batch_size"]) for r in rows}
   for part, batch_sizes in (("model", (1, 2)), ("xla", (1, 2)),
                             ("saved_model", (1, 2)), ("onnxruntime", (1, 2)),
-                            ("openvino", (1, 2)), ("train", (32,)),
+                            ("openvino", (1, 2)), ("train", (2,)),
                             ("input", (32,))):
     assert {b for p, _, b in names if p == part} - {None} == set(
         batch_sizes), part
@@ -82,18 +85,34 @@ def test_report_of_every_part_under_tensorflow():
   assert by_name[("'serving_default', 640×480 frame + crop", 1)][
       "target"] == "≤ 11 ms"
   assert by_name[("'crop' signature, 96×96 crop", 2)]["target"] is None
-  # XLA off only: compiling the training step would take most of a minute.
-  assert [r["measurement"] for r in rows if r["part"] == "train"] == [
-      "Trainer.train_step, no XLA, augmentation on",
-      "Trainer.train_step, no XLA, augmentation off",
-      "augmentation cost, no XLA"]
-  augmented = by_name[("Trainer.train_step, no XLA, augmentation on", 32)]
-  plain = by_name[("Trainer.train_step, no XLA, augmentation off", 32)]
-  assert augmented["target"] == "≥ 60 frames/s" and plain["target"] is None
-  cost = by_name[("augmentation cost, no XLA", 32)]
+  # TensorFlow here with XLA off only (compiling the training step would
+  # take most of a minute), then JAX in a child process, then the ratios.
+  train = [(r["measurement"], r.get("backend"), r.get("precision"))
+           for r in rows if r["part"] == "train"]
+  assert train == [
+      ("train step (tf.function, no XLA), augmentation on, float32",
+       "tensorflow", "none"),
+      ("train step (tf.function, no XLA), augmentation off, float32",
+       "tensorflow", "none"),
+      ("augmentation cost (tf.function, no XLA), float32", "tensorflow",
+       "none"),
+      ("train step (jax.jit), augmentation on, float32", "jax", "none"),
+      ("train step (jax.jit), augmentation off, float32", "jax", "none"),
+      ("augmentation cost (jax.jit), float32", "jax", "none"),
+      ("JAX / TensorFlow step time, float32", None, "none")]
+  augmented = by_name[(train[0][0], 2)]
+  plain = by_name[(train[1][0], 2)]
+  assert augmented["frames_per_s"] == pytest.approx(
+      2 / (augmented["median_ms"] / 1e3))
+  cost = by_name[(train[2][0], 2)]
   assert cost["percent"] == pytest.approx(
       100 * (augmented["median_ms"] / plain["median_ms"] - 1))
   assert cost["target"] == "≤ 5%"
+  ratio = by_name[("JAX / TensorFlow step time, float32", 2)]
+  assert ratio["ratio"] == pytest.approx(
+      by_name[(train[3][0], 2)]["median_ms"] / augmented["median_ms"])
+  assert ratio["tensorflow_measurement"] == train[0][0]
+  assert ratio["target"] == "≤ 1.2×"
   for runtime in ("onnxruntime", "openvino"):
     runtime_rows = {(r["measurement"], r["batch_size"]): r for r in rows
                     if r["part"] == runtime}
@@ -130,9 +149,11 @@ def test_report_of_every_part_under_tensorflow():
   assert [line.split()[0] for line in table] == [r["part"] for r in rows]
   assert table[rows.index(crop)].split()[-1] == (
       "pass" if crop["target_met"] else "miss")
-  assert lines[-2:] == [f"note: {note}" for note in report["notes"]]
+  assert lines[-3:] == [f"note: {note}" for note in report["notes"]]
   accuracy_line = table[[r.get("mm") for r in rows].index(accuracy["mm"])]
   assert f"{accuracy['mm']:+.2f} mm (" in accuracy_line
+  ratio_line = table[rows.index(ratio)]
+  assert f"{ratio['ratio']:.2f}× TensorFlow" in ratio_line
   assert keras.config.dtype_policy().name == "float32"
 
 
@@ -144,21 +165,28 @@ def test_bad_arguments_are_refused():
                             workload.Settings(latency_runs=0))
 
 
-def test_cli_under_jax_times_the_model_and_skips_tensorflow(tmp_path):
+def test_cli_under_jax_runs_without_tensorflow(tmp_path):
   output = tmp_path / "bench.json"
-  # TensorFlow must never be imported: it is not installed where JAX runs.
-  script = ("import atexit, sys; atexit.register(lambda: print("
-            "'TF_IMPORTED', 'tensorflow' in sys.modules)); "
-            "from jgr_p2o_tf import bench; bench.run()")
+  # As on a GPU machine without TensorFlow (benchmarks/accelerator.sh): any
+  # import of TensorFlow, tf2onnx, OpenCV or onnxruntime fails.
+  script = (
+      "import importlib.abc, sys\n"
+      "class Absent(importlib.abc.MetaPathFinder):\n"
+      "  def find_spec(self, name, path=None, target=None):\n"
+      "    if name.split('.')[0] in ('tensorflow', 'tf2onnx', 'cv2', "
+      "'onnxruntime', 'openvino', 'tf_keras'):\n"
+      "      raise ModuleNotFoundError(f'No module named {name!r}')\n"
+      "sys.meta_path.insert(0, Absent())\n"
+      "from jgr_p2o_tf import bench; bench.run()\n")
   result = subprocess.run(
       [sys.executable, "-c", script, "--quick", "--num_stacks=1",
        "--num_features=16", "--runs=2", "--batch_sizes=1,2",
        "--parts=xla,saved_model,train,input", f"--output_json={output}",
-       "--mixed_precision=bfloat16"],
+       "--mixed_precision=bfloat16", "--train_backends=jax",
+       "--train_precisions=bfloat16", "--train_batch_sizes=2"],
       capture_output=True, text=True, timeout=180, cwd=REPO,
       env={**os.environ, "KERAS_BACKEND": "jax"})
   assert result.returncode == 0, result.stderr[-3000:]
-  assert "TF_IMPORTED False" in result.stdout
   report = json.loads(output.read_text())
   assert report["machine"]["backend"] == "jax"
   assert report["model"]["dtype_policy"] == "mixed_bfloat16"
@@ -169,19 +197,22 @@ def test_cli_under_jax_times_the_model_and_skips_tensorflow(tmp_path):
   assert measurements == {
       ("xla", "jax.jit(model.stateless_call)", 1),
       ("xla", "jax.jit(model.stateless_call)", 2),
-      ("train", "jax.jit(value_and_grad + Adam.stateless_apply), no augm.",
-       2)}
+      ("train", "train step (jax.jit), augmentation on, mixed bfloat16",
+       2),
+      ("train", "train step (jax.jit), augmentation off, mixed bfloat16",
+       2),
+      ("train", "augmentation cost (jax.jit), mixed bfloat16", 2)}
   assert report["results"][0]["runs"] == 2
   assert "note: saved_model: needs TensorFlow" in result.stdout
   assert report["notes"] == [timing.TIMING_NOTE,
-                             training_speed.JAX_TRAINING_NOTE]
+                             training_speed.TRAINING_NOTE]
   assert "jax.jit(model.stateless_call)" in result.stdout
 
 
-def test_cli_refuses_float16_training_under_jax():
+def test_cli_refuses_float16_training():
   result = subprocess.run(
       [sys.executable, "-m", "jgr_p2o_tf.bench", "--parts=train",
-       "--mixed_precision=float16"],
+       "--train_precisions=none,float16"],
       capture_output=True, text=True, timeout=120, cwd=REPO,
       env={**os.environ, "KERAS_BACKEND": "jax"})
   assert result.returncode == 2

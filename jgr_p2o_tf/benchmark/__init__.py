@@ -17,10 +17,13 @@ It measures, on a randomly initialised model of the NYU layout (14 joints,
     ``onnx_export.export_onnx`` and run by ``inference.Predictor``: its crop
     and full-frame graphs in float32, the crop graph in int8, and int8's
     accuracy change in mm (``onnx_speed``);
-  * "train": under TensorFlow the project's ``Trainer.train_step`` at batch
-    32, augmentation on and off, XLA on and off; under JAX a jitted
-    ``jax.value_and_grad`` of ``losses.jgr_p2o_loss`` through Keras'
-    stateless API with ``keras.optimizers.Adam.stateless_apply``;
+  * "train": the whole train step (``train_step.step_runner``: keras.ops
+    augmentation, forward, backward, L2 penalty, Adam update) on each
+    backend of ``Settings.train_backends`` (the current one in this
+    process, the other in a child process), in float32 and mixed bfloat16,
+    at each training batch size, under TensorFlow with XLA on and off;
+    augmentation off too at the first precision and batch size; and JAX's
+    step time over TensorFlow's fastest at the same batch and precision;
   * "input": batches per second of ``input_pipeline.make_dataset`` alone.
 
 Inference rows give the median and 90th percentile wall time of one call at
@@ -28,11 +31,12 @@ each batch size and frames/s = batch size / median. Inputs are NumPy arrays
 built once, so each call includes handing them to the backend, as a server
 does. A call counts as finished when its last output is on the host.
 
-"train" (TensorFlow) and "input" read synthetic NYU-layout records that
+"input" reads synthetic NYU-layout records that
 ``data_preparation.prepare_synthetic_split`` renders and prepares in a
-temporary folder. Under JAX, what needs TensorFlow ("saved_model", the ONNX
-parts, "input") is skipped with a note in the report, and TensorFlow is
-never imported.
+temporary folder; "train" steps on one batch of random crops in memory.
+Under JAX, what needs TensorFlow ("saved_model", the ONNX parts, "input") is
+skipped with a note in the report, and with ``train_backends=("jax",)``
+TensorFlow is never imported (``benchmarks/accelerator.sh``).
 
 FLOPs are counted analytically from the Keras model's layers
 (``jgr_p2o_tf.flops``).

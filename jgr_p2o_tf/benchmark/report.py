@@ -35,10 +35,6 @@ def _check_arguments(parts, config, backend):
   if config.mixed_precision not in train_config.MIXED_PRECISION:
     raise ValueError(f"mixed_precision={config.mixed_precision!r} is not one "
                      f"of {', '.join(train_config.MIXED_PRECISION)}")
-  if (backend == "jax" and "train" in parts and
-      config.mixed_precision == "float16"):
-    raise ValueError("float16 training needs loss scaling, which the JAX "
-                     "training step does not do; use bfloat16 or none")
 
 
 def _int8_models(root, model, accuracy_model_dir, settings, log):
@@ -80,8 +76,10 @@ def run_benchmark(parts=PARTS, config=workload.ModelConfig(),
     measurement, batch_size, runs, median_ms, p90_ms, frames_per_s,
     first_call_s, target, target_met, reference; SavedModel and ONNX rows
     name their signature, and ONNX rows have their speedup over the
-    SavedModel's; cost rows have percent instead of times, int8 accuracy
-    rows mm (the change), float32_mm and int8_mm), "skipped" (part, reason)
+    SavedModel's; train rows their backend, precision, jit_compile and
+    augmentation, or JAX's step time over TensorFlow's as "ratio"; cost
+    rows have percent instead of times, int8 accuracy rows mm (the change),
+    float32_mm and int8_mm), "skipped" (part, reason)
     and "notes" (lines on how to read the rows).
 
   Raises:
@@ -100,14 +98,13 @@ def run_benchmark(parts=PARTS, config=workload.ModelConfig(),
     results, skipped, notes = [], [], [timing.TIMING_NOTE]
     with tempfile.TemporaryDirectory() as root:
       records_dir = None
-      if backend == "tensorflow" and {"train", "input"} & set(parts):
+      if backend == "tensorflow" and "input" in parts:
         log(f"preparing {settings.record_frames} synthetic records")
         from jgr_p2o_tf import data_preparation  # pylint: disable=g-import-not-at-top
         records_dir = data_preparation.prepare_synthetic_split(
             root, "train", settings.record_frames, seed=0,
             layout=workload.SKELETON, camera=workload.DATASET.name)
       int8_models = None
-      missing = onnx_speed.missing_packages()
       for part in parts:
         if backend == "jax" and part in TENSORFLOW_PARTS:
           skipped.append({"part": part, "reason": "needs TensorFlow; skipped "
@@ -116,9 +113,10 @@ def run_benchmark(parts=PARTS, config=workload.ModelConfig(),
           skipped.append({"part": part, "reason": "the ONNX export is "
                                                   "float32; skipped under "
                                                   "--mixed_precision"})
-        elif part in onnx_speed.RUNTIMES and missing:
-          skipped.append({"part": part, "reason": f"needs {', '.join(missing)}"
-                                                  f" (pip install .[onnx])"})
+        elif part in onnx_speed.RUNTIMES and onnx_speed.missing_packages():
+          missing = ", ".join(onnx_speed.missing_packages())
+          skipped.append({"part": part, "reason": f"needs {missing} (pip "
+                                                  f"install .[onnx])"})
         elif part in onnx_speed.RUNTIMES:
           if int8_models is None:
             int8_models = _int8_models(root, model, accuracy_model_dir,
@@ -135,12 +133,9 @@ def run_benchmark(parts=PARTS, config=workload.ModelConfig(),
                       else inference.benchmark_jax_jit)(model, settings, log)
         elif part == "saved_model":
           results += inference.benchmark_saved_model(model, settings, log)
-        elif part == "train" and backend == "tensorflow":
-          results += training.benchmark_tf_training(records_dir, config,
-                                                    settings, log)
         elif part == "train":
-          results += training.benchmark_jax_training(model, settings, log)
-          notes.append(training.JAX_TRAINING_NOTE)
+          results += training.benchmark_training(config, settings, log)
+          notes.append(training.TRAINING_NOTE)
         else:
           results += training.benchmark_input(records_dir, settings, log)
   finally:

@@ -27,6 +27,8 @@ def _other(row):
   """What a row measures besides times: a percentage, mm, a speedup, …"""
   if "percent" in row:
     return f"{row['percent']:+.1f}%"
+  if "ratio" in row:
+    return f"{row['ratio']:.2f}× TensorFlow"
   if "mm" in row:
     return (f"{row['mm']:+.2f} mm ({row['float32_mm']:.2f} → "
             f"{row['int8_mm']:.2f})")

@@ -20,13 +20,13 @@ TIMING_NOTE = ("median and p90 of the wall time of one call after warm-up; "
 @dataclasses.dataclass(frozen=True)
 class Target:
   """A figure a row should reach: ``row[metric]`` at most or at least limit."""
-  metric: str  # "median_ms", "frames_per_s", "percent" or "mm"
+  metric: str  # "median_ms", "frames_per_s", "percent", "mm" or "ratio"
   bound: str  # "max" or "min"
   limit: float
 
   def text(self):
     unit = {"median_ms": " ms", "frames_per_s": " frames/s",
-            "percent": "%", "mm": " mm"}[self.metric]
+            "percent": "%", "mm": " mm", "ratio": "×"}[self.metric]
     return f"{'≤' if self.bound == 'max' else '≥'} {self.limit:g}{unit}"
 
   def met(self, value):

@@ -1,136 +1,188 @@
-"""Training speed, and the input pipeline's.
+"""Training speed on each backend, and the input pipeline's.
 
-"train" times, under TensorFlow, the project's ``Trainer.train_step`` at batch
-32 with augmentation on and off; under JAX a jitted ``jax.value_and_grad`` of
-``losses.jgr_p2o_loss`` through Keras' stateless API. "input" times
-``input_pipeline.make_dataset`` alone.
+"train" times the whole train step, ``train_step.step_runner``: the
+augmentation, the forward and backward pass, the L2 penalty and the Adam
+update, compiled (``tf.function``, with or without XLA, or ``jax.jit``), on a
+batch held in memory, for every precision and batch size of the settings.
+The current backend runs in this process; every other backend asked for
+(KERAS_BACKEND is fixed per process) runs the same code in a child process,
+``python -m jgr_p2o_tf.benchmark.training_speed``, whose rows are merged
+here, and each JAX row gets its step time over TensorFlow's best at the same
+precision and batch. "input" times ``input_pipeline.make_dataset`` alone.
 """
 
-import itertools
+import dataclasses
+import json
+import os
+import subprocess
+import sys
 import tempfile
 
 import keras
 import numpy as np
 
-from jgr_p2o_tf import losses
 from jgr_p2o_tf import skeletons
-from jgr_p2o_tf import train_config
+from jgr_p2o_tf import train_step
 from jgr_p2o_tf.benchmark import timing
 from jgr_p2o_tf.benchmark import workload
 
-# At batch 32, augmentation on.
+# At batch 32 in float32, augmentation on.
 TRAINING_TARGET = timing.Target("frames_per_s", "min", 60.0)
 AUGMENTATION_COST_TARGET = timing.Target("percent", "max", 5.0)
-JAX_TRAINING_NOTE = ("train: Trainer.train_step and its augmentation need "
-                     "TensorFlow; the JAX rows time value_and_grad of "
-                     "losses.jgr_p2o_loss + Adam.stateless_apply, without "
-                     "augmentation or L2 penalty")
+# JAX's step time over TensorFlow's, same batch and precision.
+JAX_OVER_TENSORFLOW_TARGET = timing.Target("ratio", "max", 1.2)
+TRAINING_NOTE = ("train: train_step.step_runner, the whole step (keras.ops "
+                 "augmentation, forward, backward, L2 penalty, Adam update) "
+                 "on one batch held in memory, waiting for the loss; JAX is "
+                 "jax.jit (XLA); 'JAX / TensorFlow' divides JAX's median step "
+                 "time by TensorFlow's fastest (XLA or not) at the same batch "
+                 "and precision")
+PRECISION_NAMES = {"none": "float32", "bfloat16": "mixed bfloat16",
+                   "float16": "mixed float16"}
+
+
+def _compiled(backend, jit_compile):
+  if backend == "jax":
+    return "jax.jit"
+  return "tf.function, XLA" if jit_compile else "tf.function, no XLA"
+
+
+def _time_step(config, batch_size, settings, *, jit_compile, augment):
+  """(first call s, step seconds) of ``step_runner`` on a fresh model."""
+  model = workload.build_benchmark_model(config)
+  optimizer = keras.optimizers.Adam(workload.LEARNING_RATE)
+  num_joints = skeletons.get_skeleton(workload.SKELETON).num_joints
+  batch = {"depth": workload.random_crops(batch_size),
+           "joints_uvz": workload.random_joints_uvz(batch_size, num_joints),
+           "cube": np.full((batch_size, 3), workload.DATASET.cube_mm,
+                           np.float32)}
+  step_config = train_step.StepConfig(
+      augmentation=train_step.StepConfig.augmentation if augment else None)
+  run = train_step.step_runner(model, optimizer, batch, step_config,
+                               jit_compile=jit_compile)
+  return timing.time_calls(run, settings.train_steps, settings.warmup_runs)
+
+
+def benchmark_train_steps(config, settings, log):
+  """"train" rows of the current backend, one per configuration.
+
+  Every precision of ``settings.train_precisions`` and batch size of
+  ``settings.train_batch_sizes``, under TensorFlow with each XLA setting of
+  ``settings.train_jit_compile``; and at the first precision and batch size
+  the step without augmentation, with the augmentation's cost. Each row
+  names its backend and precision.
+  """
+  backend = keras.backend.backend()
+  jit_settings = settings.train_jit_compile if backend == "tensorflow" else (
+      True,)
+  rows = []
+  for p, precision in enumerate(settings.train_precisions):
+    precision_config = dataclasses.replace(config, mixed_precision=precision)
+    precision_name = PRECISION_NAMES[precision]
+    for b, batch_size in enumerate(settings.train_batch_sizes):
+      for jit_compile in jit_settings:
+        compiled = _compiled(backend, jit_compile)
+        timed = {}
+        for augment in (True, False) if p == b == 0 else (True,):
+          measurement = (f"train step ({compiled}), augmentation "
+                         f"{'on' if augment else 'off'}, {precision_name}")
+          log(f"train: {measurement}, batch {batch_size}")
+          first_call_s, seconds = _time_step(
+              precision_config, batch_size, settings,
+              jit_compile=jit_compile, augment=augment)
+          target = (TRAINING_TARGET if augment and precision == "none" and
+                    batch_size == workload.TRAIN_BATCH_SIZE else None)
+          timed[augment] = timing.timing_row("train", measurement, batch_size,
+                                             first_call_s, seconds, target)
+          timed[augment].update(backend=backend, precision=precision,
+                                jit_compile=jit_compile, augmentation=augment)
+        rows += timed.values()
+        if False in timed:
+          rows.append(_augmentation_cost_row(
+              f"augmentation cost ({compiled}), {precision_name}",
+              timed[True], timed[False]))
+  return rows
 
 
 def _augmentation_cost_row(measurement, augmented, plain):
   percent = 100.0 * (augmented["median_ms"] / plain["median_ms"] - 1.0)
   row = {"part": "train", "measurement": measurement,
-         "batch_size": augmented["batch_size"], "percent": percent}
+         "batch_size": augmented["batch_size"], "percent": percent,
+         "backend": augmented["backend"],
+         "precision": augmented["precision"]}
   return timing.with_target(row, AUGMENTATION_COST_TARGET)
 
 
-def _time_train_step(records_dir, config, settings, *, jit_compile, augment):
-  """(first call s, step seconds) of a fresh Trainer's ``train_step``."""
-  from jgr_p2o_tf import trainer  # pylint: disable=g-import-not-at-top
-  with tempfile.TemporaryDirectory() as model_dir:
-    training = trainer.Trainer(train_config.TrainConfig(
-        train_dir=records_dir, model_dir=model_dir, epochs=1,
-        batch_size=workload.TRAIN_BATCH_SIZE, num_stacks=config.num_stacks,
-        num_features=config.num_features, augment=augment,
-        mixed_precision=config.mixed_precision, jit_compile=jit_compile,
-        progress_bar=False))
-    # pylint: disable-next=protected-access
-    batches = itertools.cycle(list(training._dataset(0)))
-    return timing.time_calls(
-        lambda: float(training.train_step(next(batches))[0]),
-        settings.train_steps, settings.warmup_runs)
+def backend_ratio_rows(rows):
+  """JAX's median step time over TensorFlow's fastest, per batch/precision.
 
+  Args:
+    rows: "train" rows of both backends (``benchmark_train_steps``).
 
-def benchmark_tf_training(records_dir, config, settings, log):
-  """"train": ``Trainer.train_step`` at batch 32, augmentation on and off.
-
-  Each configuration gets its own Trainer (the project's optimizer, L2
-  penalty, loss and augmentation) over the prepared records; its batches are
-  read into memory first, so the rows time the step alone ("input" times
-  the pipeline). Every step waits for its loss, as ``trainer.train`` does.
+  Returns:
+    One row per (precision, batch size) both backends timed with
+    augmentation on: "ratio" (JAX / TensorFlow), "tensorflow_measurement"
+    (the TensorFlow row divided by) and the target.
   """
-  rows = []
-  for jit_compile in settings.train_jit_compile:
-    compiled = "XLA" if jit_compile else "no XLA"
-    by_augment = {}
-    for augment in (True, False):
-      measurement = (f"Trainer.train_step, {compiled}, augmentation "
-                     f"{'on' if augment else 'off'}")
-      log(f"train: {measurement}")
-      first_call_s, seconds = _time_train_step(
-          records_dir, config, settings, jit_compile=jit_compile,
-          augment=augment)
-      by_augment[augment] = timing.timing_row(
-          "train", measurement, workload.TRAIN_BATCH_SIZE, first_call_s,
-          seconds, TRAINING_TARGET if augment else None)
-      rows.append(by_augment[augment])
-    rows.append(_augmentation_cost_row(f"augmentation cost, {compiled}",
-                                       by_augment[True], by_augment[False]))
-  return rows
+  steps = [r for r in rows if r.get("augmentation") and "median_ms" in r]
+  ratios = []
+  for jax_row in (r for r in steps if r["backend"] == "jax"):
+    same = [r for r in steps if r["backend"] == "tensorflow" and
+            (r["precision"], r["batch_size"]) ==
+            (jax_row["precision"], jax_row["batch_size"])]
+    if not same:
+      continue
+    fastest = min(same, key=lambda r: r["median_ms"])
+    row = {"part": "train",
+           "measurement": f"JAX / TensorFlow step time, "
+                          f"{PRECISION_NAMES[jax_row['precision']]}",
+           "batch_size": jax_row["batch_size"],
+           "ratio": jax_row["median_ms"] / fastest["median_ms"],
+           "precision": jax_row["precision"],
+           "tensorflow_measurement": fastest["measurement"]}
+    ratios.append(timing.with_target(row, JAX_OVER_TENSORFLOW_TARGET))
+  return ratios
 
 
-def benchmark_jax_training(model, settings, log):
-  """"train" under JAX: a jitted step through Keras' stateless API.
+def train_steps_in_child(backend, config, settings, log):
+  """``benchmark_train_steps`` under ``backend``, in a child process.
 
-  ``jax.value_and_grad`` of ``losses.jgr_p2o_loss`` (Eq. 9, default β and
-  δ) on ``model.stateless_call(training=True)`` (BN statistics updated), and
-  ``keras.optimizers.Adam.stateless_apply``, all in one ``jax.jit``. Unlike
-  ``Trainer.train_step`` it has no augmentation (TensorFlow ops) and no L2
-  penalty (a sum of squares over the weights, negligible). One batch per
-  size is made once and fed as NumPy arrays every step.
+  Raises:
+    RuntimeError: the child failed (e.g. the backend is not installed);
+      the message ends with its last error lines.
   """
-  import jax  # pylint: disable=g-import-not-at-top
-  optimizer = keras.optimizers.Adam(workload.LEARNING_RATE)
-  optimizer.build(model.trainable_variables)
+  log(f"train: KERAS_BACKEND={backend} in a child process")
+  with tempfile.TemporaryDirectory() as root:
+    output = os.path.join(root, "rows.json")
+    request = json.dumps({"config": dataclasses.asdict(config),
+                          "settings": dataclasses.asdict(settings)})
+    result = subprocess.run(
+        [sys.executable, "-m", "jgr_p2o_tf.benchmark.training_speed",
+         request, output], env={**os.environ, "KERAS_BACKEND": backend},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        check=False)
+    if result.returncode:
+      last = "\n".join(result.stderr.strip().splitlines()[-5:])
+      raise RuntimeError(f"the train step under KERAS_BACKEND={backend} "
+                         f"failed (exit {result.returncode}):\n{last}")
+    with open(output, encoding="utf-8") as f:
+      return json.load(f)
 
-  def loss_fn(trainable, non_trainable, depth, joints_uvz):
-    outputs, non_trainable = model.stateless_call(
-        trainable, non_trainable, depth, training=True)
-    total, _ = losses.jgr_p2o_loss(outputs, joints_uvz, depth)
-    return total, non_trainable
 
-  gradient_fn = jax.value_and_grad(loss_fn, has_aux=True)
+def benchmark_training(config, settings, log):
+  """"train" rows of every backend of ``settings.train_backends``.
 
-  @jax.jit
-  def train_step(state, depth, joints_uvz):
-    trainable, non_trainable, optimizer_variables = state
-    (loss, non_trainable), gradients = gradient_fn(
-        trainable, non_trainable, depth, joints_uvz)
-    trainable, optimizer_variables = optimizer.stateless_apply(
-        optimizer_variables, gradients, trainable)
-    return loss, (trainable, non_trainable, optimizer_variables)
-
-  num_joints = skeletons.get_skeleton(workload.SKELETON).num_joints
+  The current backend's first, then the others' (child processes), then
+  JAX over TensorFlow where both ran.
+  """
+  backend = keras.backend.backend()
   rows = []
-  for batch_size in [b for b in settings.batch_sizes if b > 1]:
-    measurement = "jax.jit(value_and_grad + Adam.stateless_apply), no augm."
-    log(f"train: {measurement}, batch {batch_size}")
-    depth = workload.random_crops(batch_size)
-    joints_uvz = workload.random_joints_uvz(batch_size, num_joints)
-    state = ([v.value for v in model.trainable_variables],
-             [v.value for v in model.non_trainable_variables],
-             [v.value for v in optimizer.variables])
-
-    def call():
-      nonlocal state
-      loss, state = train_step(state, depth, joints_uvz)
-      float(loss)
-
-    first_call_s, seconds = timing.time_calls(call, settings.train_steps,
-                                              settings.warmup_runs)
-    rows.append(timing.timing_row("train", measurement, batch_size,
-                                  first_call_s, seconds))
-  return rows
+  if backend in settings.train_backends:
+    rows += benchmark_train_steps(config, settings, log)
+  for other in settings.train_backends:
+    if other != backend:
+      rows += train_steps_in_child(other, config, settings, log)
+  return rows + backend_ratio_rows(rows)
 
 
 def benchmark_input(records_dir, settings, log):
@@ -156,3 +208,21 @@ def benchmark_input(records_dir, settings, log):
   row["batches_per_s"] = len(seconds) / float(np.sum(seconds))
   row["frames_per_s"] = workload.TRAIN_BATCH_SIZE * row["batches_per_s"]
   return [row]
+
+
+def _child_main(request_json, output_path):
+  """The child of ``train_steps_in_child``: its rows as JSON."""
+  request = json.loads(request_json)
+  settings = request["settings"]
+  settings = workload.Settings(**{
+      k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()})
+  config = workload.ModelConfig(**request["config"])
+  rows = benchmark_train_steps(
+      config, settings,
+      log=lambda line: print(f"[bench] {line}", file=sys.stderr, flush=True))
+  with open(output_path, "w", encoding="utf-8") as f:
+    json.dump(rows, f)
+
+
+if __name__ == "__main__":
+  _child_main(*sys.argv[1:])

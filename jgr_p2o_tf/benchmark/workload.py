@@ -52,8 +52,13 @@ class Settings:
     warmup_runs: untimed calls before timing (the first one traces and
       compiles).
     train_steps: timed training steps per configuration.
-    train_jit_compile: the XLA settings ``Trainer.train_step`` is timed with
-      (TensorFlow).
+    train_batch_sizes: batch sizes of the timed train steps.
+    train_precisions: mixed precisions of the timed train steps ("none":
+      float32).
+    train_backends: the Keras backends whose train steps are timed (others
+      than the current one in child processes).
+    train_jit_compile: the XLA settings of the TensorFlow train step (JAX's
+      is always compiled).
     input_batches: batches read from the input pipeline.
     record_frames: synthetic frames prepared for "train" and "input".
     calibration_frames: synthetic frames whose crops calibrate int8
@@ -65,6 +70,9 @@ class Settings:
   throughput_runs: int = 10
   warmup_runs: int = 3
   train_steps: int = 20
+  train_batch_sizes: tuple = (TRAIN_BATCH_SIZE,)
+  train_precisions: tuple = ("none", "bfloat16")
+  train_backends: tuple = ("tensorflow", "jax")
   train_jit_compile: tuple = (True, False)
   input_batches: int = 100
   record_frames: int = 256
@@ -72,9 +80,12 @@ class Settings:
   accuracy_frames: int = 200
 
   @classmethod
-  def quick(cls, latency_runs=None, batch_sizes=None):
-    """Few iterations: checks that everything runs, figures are rough."""
-    return cls(batch_sizes=tuple(batch_sizes or cls.batch_sizes),
+  def quick(cls, latency_runs=None, batch_sizes=None, **train):
+    """Few iterations: checks that everything runs, figures are rough.
+
+    ``train``: the train_* settings, when not the defaults.
+    """
+    return cls(batch_sizes=tuple(batch_sizes or cls.batch_sizes), **train,
                latency_runs=10 if latency_runs is None else latency_runs,
                throughput_runs=2,
                warmup_runs=1, train_steps=3, input_batches=10,
@@ -91,6 +102,21 @@ class Settings:
       if getattr(self, name) < 1:
         raise ValueError(f"{name} must be at least 1, got "
                          f"{getattr(self, name)}")
+    if not self.train_batch_sizes or min(self.train_batch_sizes) < 1:
+      raise ValueError(f"train batch sizes must be positive, got "
+                       f"{list(self.train_batch_sizes)}")
+    for precision in self.train_precisions:
+      if precision not in train_config.MIXED_PRECISION:
+        raise ValueError(f"train precision {precision!r} is not one of "
+                         f"{', '.join(train_config.MIXED_PRECISION)}")
+    if "float16" in self.train_precisions:
+      raise ValueError("float16 training needs loss scaling, which the "
+                       "benchmark's train step does not do; use bfloat16 or "
+                       "none")
+    unknown = set(self.train_backends) - {"tensorflow", "jax"}
+    if unknown:
+      raise ValueError(f"train backends must be tensorflow or jax, got "
+                       f"{', '.join(sorted(unknown))}")
     if self.record_frames < TRAIN_BATCH_SIZE:
       raise ValueError(f"record_frames must be at least one training batch "
                        f"({TRAIN_BATCH_SIZE}), got {self.record_frames}")
