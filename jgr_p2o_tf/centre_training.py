@@ -30,6 +30,7 @@ import tensorflow as tf
 from jgr_p2o_tf import centre_refiner
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf import input_pipeline
+from jgr_p2o_tf import progress as progress_lib
 from jgr_p2o_tf import records_manifest
 from jgr_p2o_tf import tfrecords
 
@@ -87,12 +88,36 @@ def build_refiner(manifest, num_features):
       cube_mm=cube)
 
 
+class _EpochProgress(keras.callbacks.Callback):
+  """The pose trainer's progress: a bar (or lines) per epoch, its loss."""
+
+  def __init__(self, epochs, steps_per_epoch, disable, log):
+    super().__init__()
+    self._epochs, self._steps = epochs, steps_per_epoch
+    self._disable, self._log = disable, log
+    self._bar = None
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._bar = progress_lib.progress(
+        self._steps, f"epoch {epoch + 1}/{self._epochs}", "step",
+        disable=self._disable)
+
+  def on_train_batch_end(self, batch, logs=None):
+    self._bar.update(1)
+    if logs and "loss" in logs:
+      self._bar.set_postfix(loss=f"{float(logs['loss']):.4f}")
+
+  def on_epoch_end(self, epoch, logs=None):
+    self._bar.close()
+    self._log(f"epoch {epoch + 1}: loss {float(logs['loss']):.5f}")
+
+
 def train(config, log=print):
   """Trains (or resumes) the refiner of ``config``; returns the history.
 
   Args:
     config: a TrainConfig with ``task == "centre"``.
-    log: where the final line goes.
+    log: where the per-epoch and final lines go.
   """
   from jgr_p2o_tf import run_dir  # pylint: disable=g-import-not-at-top
   from jgr_p2o_tf import trainer  # pylint: disable=g-import-not-at-top
@@ -111,6 +136,11 @@ def train(config, log=print):
   if steps_per_epoch == 0:
     raise ValueError(f"--train_dir={config.train_dir} holds fewer frames "
                      f"than one batch of {config.batch_size}")
+  log(f"centre refiner: {refiner.input_size}×{refiner.input_size} crops of a "
+      f"{float(refiner.cube_mm[0]):g} mm cube from {config.train_dir}; {config.epochs} "
+      f"epochs of {steps_per_epoch} steps of batch {config.batch_size}, "
+      f"learning rate {config.learning_rate:g} ×{config.learning_rate_decay:g} "
+      f"per epoch; output {config.model_dir}")
   # Decayed once an epoch, as the pose trainer's rate.
   learning_rate = keras.optimizers.schedules.ExponentialDecay(
       config.learning_rate, steps_per_epoch,
@@ -118,19 +148,26 @@ def train(config, log=print):
   refiner.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=keras.losses.MeanSquaredError(),
                   jit_compile=config.jit_compile)
+  # Repeated, with the epoch's length given: Keras then neither warns that
+  # the data ran out nor counts the steps of the first epoch as unknown.
+  # The records are shuffled by the input pipeline, not by fit.
   history = refiner.fit(
-      dataset, epochs=config.epochs, verbose=1 if config.progress_bar else 2,
+      dataset.repeat(), epochs=config.epochs, steps_per_epoch=steps_per_epoch,
+      shuffle=False, verbose=0,
       callbacks=[
           keras.callbacks.BackupAndRestore(
               os.path.join(config.model_dir, "checkpoints")),
-          keras.callbacks.TensorBoard(os.path.join(config.model_dir, "logs"))])
-  trainer.save_model_atomically(
-      refiner, os.path.join(config.model_dir, run_dir.LAST_MODEL))
+          keras.callbacks.TensorBoard(os.path.join(config.model_dir, "logs")),
+          _EpochProgress(config.epochs, steps_per_epoch,
+                         not config.progress_bar, log)])
+  last_model = os.path.join(config.model_dir, run_dir.LAST_MODEL)
+  trainer.save_model_atomically(refiner, last_model)
   epochs = [{"epoch": i + 1, "loss": float(loss)}
             for i, loss in enumerate(history.history.get("loss", []))]
   with open(os.path.join(config.model_dir, "history.json"), "w",
             encoding="utf-8") as f:
     json.dump(epochs, f, indent=2)
   if epochs:
-    log(f"centre refiner: {epochs[-1]}")
+    log(f"centre refiner: {len(epochs)} epochs, final loss "
+        f"{epochs[-1]['loss']:.5f}; model {last_model}")
   return epochs

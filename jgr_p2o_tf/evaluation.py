@@ -32,6 +32,7 @@ value are left out.
 
 import json
 import os
+import weakref
 
 import numpy as np
 
@@ -270,6 +271,10 @@ def save_report_plot(report, path, title=None, dpi=120):
   plot_report(report, title).savefig(path, dpi=dpi)
 
 
+# The compiled forward pass of each Keras model ``predict_records`` has run.
+_PREDICT_FUNCTIONS = weakref.WeakKeyDictionary()
+
+
 def predict_records(model, data_dir, *, batch_size=64, subjects=None,
                     shards=None):
   """Runs a model over a prepared split and maps back to full frames.
@@ -293,9 +298,17 @@ def predict_records(model, data_dir, *, batch_size=64, subjects=None,
   import keras  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from jgr_p2o_tf import input_pipeline  # pylint: disable=g-import-not-at-top
-  predict = lambda depth: model(depth, training=False)[-1]["joints_uvz"]
-  if isinstance(model, keras.Model):
-    predict = tf.function(predict)
+  predict = _PREDICT_FUNCTIONS.get(model)
+  if predict is None:
+    predict = lambda depth: model(depth, training=False)[-1]["joints_uvz"]
+    if isinstance(model, keras.Model):
+      # One traced function per model: the trainer validates the same model
+      # every epoch, and a fresh tf.function each time retraces each time.
+      # It holds the model weakly, so that the cache does not keep it alive.
+      model_ref = weakref.ref(model)
+      predict = tf.function(
+          lambda depth: model_ref()(depth, training=False)[-1]["joints_uvz"])
+      _PREDICT_FUNCTIONS[model] = predict
   columns = {k: [] for k in ("frame_id", "pred_uvz", "pred_uvd", "gt_uvd",
                              "pred_xyz", "gt_xyz", "intrinsics")}
   dataset = input_pipeline.make_dataset(data_dir, batch_size=batch_size,
