@@ -324,21 +324,6 @@ def set_weights(model, weights):
     targets[path].assign(value)
 
 
-def _check_model_dir(model_dir, overwrite):
-  model_dir = os.path.abspath(model_dir)
-  if os.path.exists(model_dir):
-    if not os.path.isdir(model_dir):
-      raise ValueError(f"{model_dir} exists and is not a directory")
-    if os.listdir(model_dir):
-      if not overwrite:
-        raise ValueError(f"{model_dir} is not empty; choose another "
-                         f"model_dir or overwrite it (--overwrite)")
-      if not os.path.isfile(os.path.join(model_dir, run_dir.CONFIG_FILE)):
-        raise ValueError(f"{model_dir} is not empty and holds no "
-                         f"{run_dir.CONFIG_FILE}; refusing to overwrite it")
-  return model_dir
-
-
 def import_checkpoint(checkpoint, dataset, model_dir, *, overwrite=False):
   """Imports one of the authors' checkpoints as a model directory.
 
@@ -359,7 +344,9 @@ def import_checkpoint(checkpoint, dataset, model_dir, *, overwrite=False):
       nothing is written then.
   """
   skeleton = _dataset_skeleton(dataset)
-  model_dir = _check_model_dir(model_dir, overwrite)
+  model_dir = run_dir.check_output_dir(model_dir, "model_dir",
+                                       run_dir.CONFIG_FILE,
+                                       run_dir.CONFIG_FILE, overwrite)
   prefix, reader = _open_checkpoint(checkpoint)
   layout, num_features = check_layout(reader.get_variable_to_shape_map(),
                                       dataset)

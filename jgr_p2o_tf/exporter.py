@@ -345,17 +345,8 @@ def prepare_export_dir(export_dir, marker, kind, overwrite):
   """
   export_dir = os.path.abspath(export_dir)
   _recover_interrupted_export(export_dir)
-  if os.path.exists(export_dir):
-    if not os.path.isdir(export_dir):
-      raise ValueError(f"{export_dir} exists and is not a directory")
-    if os.listdir(export_dir):
-      if not overwrite:
-        raise ValueError(f"{export_dir} is not empty; choose another "
-                         f"export_dir or overwrite it (--overwrite)")
-      if not os.path.exists(os.path.join(export_dir, marker)):
-        raise ValueError(f"{export_dir} is not empty and holds no {kind}; "
-                         "refusing to overwrite it")
-  return export_dir
+  return run_dir.check_output_dir(export_dir, "export_dir", marker, kind,
+                                  overwrite)
 
 
 def export_saved_model(keras_model, export_dir, *, skeleton, cube_mm,

@@ -270,3 +270,35 @@ def load_keras_model(path, mixed_precision="none"):
       {**model.get_config(), "dtype": f"mixed_{mixed_precision}"})
   mixed.set_weights(model.get_weights())
   return mixed
+
+
+def check_output_dir(path, flag, marker, kind, overwrite):
+  """The absolute ``path`` if a command may write its output there.
+
+  A folder that is not empty may only be overwritten (``--overwrite``), and
+  only if it holds an output of this kind: its ``marker`` file (a run's
+  config.json, a SavedModel's saved_model.pb), so that a mistyped path never
+  deletes something else.
+
+  Args:
+    path: the folder to write.
+    flag: the flag that named it, for messages ("model_dir").
+    marker: a file every output of this kind holds.
+    kind: what the output is called in messages.
+    overwrite: whether an existing output may be replaced.
+
+  Raises:
+    ValueError: naming the folder and why it may not be written.
+  """
+  path = os.path.abspath(path)
+  if os.path.exists(path):
+    if not os.path.isdir(path):
+      raise ValueError(f"{path} exists and is not a directory")
+    if os.listdir(path):
+      if not overwrite:
+        raise ValueError(f"{path} is not empty; choose another {flag} or "
+                         f"overwrite it (--overwrite)")
+      if not os.path.exists(os.path.join(path, marker)):
+        raise ValueError(f"{path} is not empty and holds no {kind}; "
+                         "refusing to overwrite it")
+  return path
