@@ -349,6 +349,23 @@ def prepare_export_dir(export_dir, marker, kind, overwrite):
                                   overwrite)
 
 
+def start_partial_export(export_dir, metadata_file, metadata):
+  """Creates ``export_dir.partial``, the export being written, with its metadata.
+
+  ``move_into_place`` moves it to ``export_dir`` once complete.
+
+  Returns:
+    (the partial folder, the path of its metadata file).
+  """
+  partial = export_dir + ".partial"
+  os.makedirs(partial)
+  metadata_path = os.path.join(partial, metadata_file)
+  with open(metadata_path, "w", encoding="utf-8") as f:
+    json.dump(metadata, f, indent=2)
+    f.write("\n")
+  return partial, metadata_path
+
+
 def export_saved_model(keras_model, export_dir, *, skeleton, cube_mm,
                        camera=None, dataset=None, crop_size=None,
                        jit_compile=True, fold_batch_norm_layers=True,
@@ -423,12 +440,8 @@ def export_saved_model(keras_model, export_dir, *, skeleton, cube_mm,
     metadata = saved_model_contract.with_centre_refiner(
         metadata, iterations=refiner_iterations, cube_mm=refiner.cube_mm,
         crop_size=refiner.input_size, source=refiner_source)
-  partial = export_dir + ".partial"
-  os.makedirs(partial)
-  metadata_path = os.path.join(partial, saved_model_contract.METADATA_FILE)
-  with open(metadata_path, "w", encoding="utf-8") as f:
-    json.dump(metadata, f, indent=2)
-    f.write("\n")
+  partial, metadata_path = start_partial_export(
+      export_dir, saved_model_contract.METADATA_FILE, metadata)
   module = serving_module(keras_model, metadata["cube_mm"], model_size,
                           metadata_path, jit_compile, convention, refiner,
                           refiner_iterations or 0)

@@ -331,7 +331,6 @@ def export_onnx(keras_model, export_dir, *, skeleton, cube_mm, camera=None,
     ValueError: a model of another dtype policy, a skeleton that does not
       fit it, bad cube edges, or an export_dir that must not be overwritten.
   """
-  import json  # pylint: disable=g-import-not-at-top
   import onnx  # pylint: disable=g-import-not-at-top
   import tf2onnx  # pylint: disable=g-import-not-at-top
   policy = keras_model.dtype_policy.name
@@ -354,12 +353,8 @@ def export_onnx(keras_model, export_dir, *, skeleton, cube_mm, camera=None,
   metadata = onnx_contract.metadata(
       saved_model_metadata, opset=opset,
       converter=f"tf2onnx {tf2onnx.__version__}")
-  partial = export_dir + ".partial"
-  os.makedirs(partial)
-  metadata_path = os.path.join(partial, onnx_contract.METADATA_FILE)
-  with open(metadata_path, "w", encoding="utf-8") as f:
-    json.dump(metadata, f, indent=2)
-    f.write("\n")
+  partial, metadata_path = exporter.start_partial_export(
+      export_dir, onnx_contract.METADATA_FILE, metadata)
   graphs = _graphs(keras_model, metadata, metadata_path, convention, opset)
   properties = onnx_contract.metadata_properties(metadata)
   for name, model in graphs.items():
