@@ -12,6 +12,7 @@ import numpy as np
 
 from jgr_p2o_tf import centre_refiner
 from jgr_p2o_tf import dataset_profiles
+from jgr_p2o_tf import geometry
 from jgr_p2o_tf.datasets import centres
 
 
@@ -23,7 +24,7 @@ def read_frames(dataset, data_dir, split, num_frames=None):
 
 
 def centre_report(refiner, frames, pose_cube_mm,
-                  iterations=centre_refiner.REFINER_ITERATIONS,
+                  iterations=geometry.REFINER_ITERATIONS,
                   reference_centres=None):
   """{"rough": summary, "refined": summary, "iterations": n} in mm."""
   errors = centre_refiner.centre_errors(refiner, frames, pose_cube_mm,

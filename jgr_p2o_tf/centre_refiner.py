@@ -34,8 +34,6 @@ from jgr_p2o_tf.layers.centre_voting import CentreVoting
 
 # 3×3 convolutions at a quarter of the input size, before the votes.
 VOTING_CONVS = 3
-# Refinement steps of a full-frame prediction (DeepPrior++ iterates too).
-REFINER_ITERATIONS = 2
 
 
 @keras.saving.register_keras_serializable(package="jgr_p2o_tf")
@@ -97,7 +95,7 @@ class CentreRefiner(keras.Model):
 
 
 def refine_centres(refiner, depths_mm, cameras, rough_xyz,
-                   iterations=REFINER_ITERATIONS, batch_size=64):
+                   iterations=geometry.REFINER_ITERATIONS, batch_size=64):
   """Refines the rough centres of full frames (NumPy crops, Keras model).
 
   Args:
@@ -138,7 +136,7 @@ def error_summary(errors_mm, threshold_mm=20.0):
 
 
 def centre_errors(refiner, frames, pose_cube_mm, reference_centres=None,
-                  iterations=REFINER_ITERATIONS):
+                  iterations=geometry.REFINER_ITERATIONS):
   """Centre errors in mm of full frames before and after refinement.
 
   The rough centre is ``datasets.centres.compute_centre`` (with the pose

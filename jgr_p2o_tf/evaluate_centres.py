@@ -19,9 +19,9 @@ import json
 
 from absl import flags
 
-from jgr_p2o_tf import centre_refiner
 from jgr_p2o_tf import cli
 from jgr_p2o_tf import dataset_profiles
+from jgr_p2o_tf import geometry
 
 _DATASET = flags.DEFINE_enum("dataset", None, dataset_profiles.NAMES,
                              "The raw dataset's reader.")
@@ -33,7 +33,7 @@ _CENTRE_REFINER_DIR = flags.DEFINE_string(
     "centre_refiner_dir", None, "A centre refiner's run; without it only the "
     "rough centre is measured.")
 _ITERATIONS = flags.DEFINE_integer(
-    "refiner_iterations", centre_refiner.REFINER_ITERATIONS,
+    "refiner_iterations", geometry.REFINER_ITERATIONS,
     "Refinement steps.", lower_bound=1)
 _CUBE_MM = flags.DEFINE_float(
     "cube_mm", None, "The pose cube the rough centre is refined in; default "

@@ -62,7 +62,7 @@ _CENTRE_REFINER_DIR = flags.DEFINE_string(
     "no centre. SavedModel only.")
 _REFINER_ITERATIONS = flags.DEFINE_integer(
     "refiner_iterations", None, "Refinement steps of the bundled refiner; "
-    "default: centre_refiner.REFINER_ITERATIONS.", lower_bound=1)
+    "default: geometry.REFINER_ITERATIONS.", lower_bound=1)
 
 flags.mark_flags_as_required(["model_dir", "export_dir"])
 

@@ -397,7 +397,7 @@ def export_saved_model(keras_model, export_dir, *, skeleton, cube_mm,
       ``serving_default`` find the hand itself (``find_hand``), and the
       signature with a centre becomes ``full_frame_with_centre``.
     refiner_iterations: its refinement steps; default
-      ``centre_refiner.REFINER_ITERATIONS``.
+      ``geometry.REFINER_ITERATIONS``.
 
   Returns:
     The metadata dict (also written to ``{export_dir}/metadata.json``).
@@ -430,10 +430,9 @@ def export_saved_model(keras_model, export_dir, *, skeleton, cube_mm,
       coordinate_convention=convention)
   refiner = None
   if centre_refiner is not None:
-    from jgr_p2o_tf import centre_refiner as refiner_lib  # pylint: disable=g-import-not-at-top
     refiner, refiner_source = centre_refiner
     if refiner_iterations is None:
-      refiner_iterations = refiner_lib.REFINER_ITERATIONS
+      refiner_iterations = geometry.REFINER_ITERATIONS
     if refiner_iterations < 1:
       raise ValueError(f"refiner_iterations must be at least 1, got "
                        f"{refiner_iterations}")

@@ -377,6 +377,9 @@ REFINER_CROP_SIZE = 64
 # Refiner cube edge / pose cube edge: a 250 mm pose cube gives 400 mm, which
 # still holds a hand whose rough centre is off by ~100 mm.
 REFINER_CUBE_FACTOR = 1.6
+# Refinement steps of a full-frame prediction (DeepPrior++ iterates too):
+# each cuts the refiner's crop again around the last centre.
+REFINER_ITERATIONS = 2
 
 
 def refiner_cube(pose_cube_mm, factor=REFINER_CUBE_FACTOR):

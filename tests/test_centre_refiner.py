@@ -172,7 +172,7 @@ def test_export_finds_the_hand_as_the_numpy_path_does(
   from jgr_p2o_tf import inference  # pylint: disable=g-import-not-at-top
   export_dir, metadata = refiner_export
   assert metadata["centre_refiner"]["iterations"] == (
-      centre_refiner.REFINER_ITERATIONS)
+      geometry.REFINER_ITERATIONS)
   frames = _test_frames(synthetic_records, 2)
   depth = np.stack([f.depth_mm for f in frames] +
                    [np.zeros_like(frames[0].depth_mm)])
@@ -189,7 +189,7 @@ def test_export_finds_the_hand_as_the_numpy_path_does(
       pixel_stride=centres.GRAPH_PIXEL_STRIDE) for f in frames])
   expected = centre_refiner.refine_centres(
       refiner, depth[:2], [camera] * 2, rough,
-      iterations=centre_refiner.REFINER_ITERATIONS)
+      iterations=geometry.REFINER_ITERATIONS)
   np.testing.assert_allclose(found["centre_xyz"][:2], expected, atol=0.5)
   given = predictor.predict(depth[:2], found["centre_xyz"][:2], camera)
   np.testing.assert_allclose(given["joints_xyz"], found["joints_xyz"][:2],

@@ -184,7 +184,7 @@ def _refined_full_frame_rows(model, root, full_frame_rows, settings, log):
   camera = workload.DATASET.camera
   rows = _inference_rows(
       "saved_model", f"'{saved_model_contract.SIGNATURE_FULL_FRAME}' with "
-      f"centre refiner ({centre_refiner.REFINER_ITERATIONS} steps), "
+      f"centre refiner ({geometry.REFINER_ITERATIONS} steps), "
       f"{camera.width}×{camera.height} frame, no centre", make_call,
       settings, log)
   for row in rows:
