@@ -88,6 +88,22 @@ def build_refiner(manifest, num_features):
       cube_mm=cube)
 
 
+def _finished_history(config):
+  """The history of a run that trained all its epochs, else None.
+
+  Keras' BackupAndRestore resumes an interrupted fit but forgets a finished
+  one, which a rerun (``make demo`` again) would then train anew.
+  """
+  from jgr_p2o_tf import run_dir  # pylint: disable=g-import-not-at-top
+  history_path = os.path.join(config.model_dir, "history.json")
+  if not (os.path.exists(history_path) and os.path.exists(
+      os.path.join(config.model_dir, run_dir.LAST_MODEL))):
+    return None
+  with open(history_path, encoding="utf-8") as f:
+    history = json.load(f)
+  return history if history and history[-1]["epoch"] >= config.epochs else None
+
+
 class _EpochProgress(keras.callbacks.Callback):
   """The pose trainer's progress: a bar (or lines) per epoch, its loss."""
 
@@ -122,11 +138,20 @@ def train(config, log=print):
   from jgr_p2o_tf import run_dir  # pylint: disable=g-import-not-at-top
   from jgr_p2o_tf import trainer  # pylint: disable=g-import-not-at-top
   run_dir.check_resumable(config)
+  finished = _finished_history(config)
+  if finished:
+    log(f"centre refiner: done ({finished[-1]['epoch']} epochs); model "
+        f"{os.path.join(config.model_dir, run_dir.LAST_MODEL)}")
+    return finished
   dataset, manifest = make_dataset(config.train_dir, config.batch_size,
                                    training=True, seed=config.seed)
   if manifest["cube_mm"] is None:
     raise ValueError(f"{config.train_dir}: frames of cubes drawn per frame; "
                      f"the refiner needs one cube (prepare with --cube_mm)")
+  if not config.skeleton:
+    # Resolved as the pose trainer does, so that config.json names it and a
+    # rerun's check_resumable compares like with like.
+    config.skeleton = manifest["skeleton"]
   os.makedirs(config.model_dir, exist_ok=True)
   trainer.write_config(config)
   keras.utils.set_random_seed(config.seed)
@@ -162,12 +187,13 @@ def train(config, log=print):
                          not config.progress_bar, log)])
   last_model = os.path.join(config.model_dir, run_dir.LAST_MODEL)
   trainer.save_model_atomically(refiner, last_model)
-  epochs = [{"epoch": i + 1, "loss": float(loss)}
-            for i, loss in enumerate(history.history.get("loss", []))]
+  # The epochs of this call: after a resume, the ones it trained.
+  epochs = [{"epoch": epoch + 1, "loss": float(loss)} for epoch, loss in
+            zip(history.epoch, history.history.get("loss", []))]
   with open(os.path.join(config.model_dir, "history.json"), "w",
             encoding="utf-8") as f:
     json.dump(epochs, f, indent=2)
   if epochs:
-    log(f"centre refiner: {len(epochs)} epochs, final loss "
+    log(f"centre refiner: trained to epoch {epochs[-1]['epoch']}, final loss "
         f"{epochs[-1]['loss']:.5f}; model {last_model}")
   return epochs

@@ -1,5 +1,6 @@
 """Tests of the centre refiner: model, crops and targets, training, voting."""
 
+import dataclasses
 import os
 
 import keras
@@ -137,6 +138,28 @@ def test_trained_refiner_moves_a_displaced_centre_towards_the_hand(
   assert np.mean(np.sum(correction * -directions, axis=1) > 0) >= 0.9
   errors = np.linalg.norm(refined - truth, axis=1)
   assert np.median(errors) < 0.75 * 60.0
+
+
+def test_a_rerun_of_the_same_refiner_run_is_accepted_and_another_refused(
+    refiner_records, trained_refiner):
+  """make demo reruns step 5 with the same flags: it must not be refused."""
+  from jgr_p2o_tf import train_config  # pylint: disable=g-import-not-at-top
+  skeleton = records_manifest.read_manifest(refiner_records)["skeleton"]
+  assert skeleton
+  assert run_dir.read_train_config(trained_refiner)["skeleton"] == skeleton
+  same = train_config.TrainConfig(
+      train_dir=refiner_records, model_dir=trained_refiner, task="centre",
+      epochs=1, batch_size=32, refiner_features=4)
+  run_dir.check_resumable(same)
+  model_path = os.path.join(trained_refiner, run_dir.LAST_MODEL)
+  saved_at = os.stat(model_path).st_mtime_ns
+  history = centre_training.train(same, log=lambda _: None)
+  # Finished: its history returned, its model not trained again.
+  assert history[-1]["epoch"] == run_dir.read_train_config(
+      trained_refiner)["epochs"]
+  assert os.stat(model_path).st_mtime_ns == saved_at
+  with pytest.raises(ValueError, match="--num_stacks=3 .the run's: 2."):
+    run_dir.check_resumable(dataclasses.replace(same, num_stacks=3))
 
 
 def test_training_refuses_records_without_refiner_crops(synthetic_records):
