@@ -162,8 +162,9 @@ def train(config, log=print):
     raise ValueError(f"--train_dir={config.train_dir} holds fewer frames "
                      f"than one batch of {config.batch_size}")
   log(f"centre refiner: {refiner.input_size}×{refiner.input_size} crops of a "
-      f"{float(refiner.cube_mm[0]):g} mm cube from {config.train_dir}; {config.epochs} "
-      f"epochs of {steps_per_epoch} steps of batch {config.batch_size}, "
+      f"{float(refiner.cube_mm[0]):g} mm cube from {config.train_dir}; "
+      f"{config.epochs} epochs of {steps_per_epoch} steps of batch "
+      f"{config.batch_size}, "
       f"learning rate {config.learning_rate:g} ×{config.learning_rate_decay:g} "
       f"per epoch; output {config.model_dir}")
   # Decayed once an epoch, as the pose trainer's rate.
