@@ -22,7 +22,7 @@ def fold_batch_norm(model):
   to float rounding; it is for inference only.
 
   Args:
-    model: a functional keras.Model.
+    model: a functional keras.Model (JGR-P2O or the centre refiner).
 
   Returns:
     (folded model, number of BN layers folded).
@@ -46,9 +46,12 @@ def fold_batch_norm(model):
   from jgr_p2o_tf import model as model_lib  # pylint: disable=g-import-not-at-top
   clone = keras.models.clone_model(model, clone_function=clone_layer,
                                    call_function=call_layer)
-  # Keep the one-dict-per-stack list of build_model's class.
-  folded = model_lib.StackOutputsModel(clone.input, clone.output,
-                                       name=model.name)
+  # Keep the one-dict-per-stack list of build_model's class; another model
+  # (the centre refiner) becomes a plain functional one.
+  functional = (model_lib.StackOutputsModel
+                if isinstance(model, model_lib.StackOutputsModel)
+                else keras.Model)
+  folded = functional(clone.input, clone.output, name=model.name)
   for layer in model.layers:
     if layer.name in folded_bns or not layer.weights:
       continue

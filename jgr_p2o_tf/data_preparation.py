@@ -39,8 +39,11 @@ With ``refiner_crops`` each example also holds the centre refiner's input
 (``compute_centre``) moved by a random offset, N(0, ``refiner_jitter_mm``)
 per axis and seeded by the frame's index, so that the refiner learns to
 correct errors larger than those of the rough centre alone, and the crop
-around it with the refiner cube. Its target is the example's centre, the
-one the pose crop is cut around. One draw per frame, fixed at preparation
+around it with the refiner cube; or, for a share ``refiner_near_share`` of
+the frames (drawn), around the example's own centre moved by
+N(0, ``refiner_near_jitter_mm``), the small errors a second refinement step
+starts from. Its target is the example's centre, the one the pose crop is
+cut around. One draw per frame, fixed at preparation
 like the authors' cubes: the records stay readable by the pose pipeline,
 and the refiner needs no full frames at training time.
 """
@@ -133,6 +136,8 @@ def prepare(dataset, data_dir, split, out_dir, *, centres="computed",
             num_shards=None, workers=1, skip_bad=False, reader_kwargs=None,
             refiner_crops=False,
             refiner_jitter_mm=records_manifest.REFINER_JITTER_MM,
+            refiner_near_share=records_manifest.REFINER_NEAR_SHARE,
+            refiner_near_jitter_mm=records_manifest.REFINER_NEAR_JITTER_MM,
             progress=True):
   """Writes the crops of one split as TFRecord shards plus manifest.json.
 
@@ -165,6 +170,9 @@ def prepare(dataset, data_dir, split, out_dir, *, centres="computed",
       the module docstring).
     refiner_jitter_mm: standard deviation per axis of the offset added to
       the rough centre of a refiner crop.
+    refiner_near_share: share of refiner crops around the example's centre
+      instead (see the module docstring).
+    refiner_near_jitter_mm: standard deviation per axis of their offset.
     progress: show a progress bar over frames.
 
   Returns:
@@ -213,6 +221,8 @@ def prepare(dataset, data_dir, split, out_dir, *, centres="computed",
     refiner = {"crop_size": geometry.REFINER_CROP_SIZE,
                "cube_factor": geometry.REFINER_CUBE_FACTOR,
                "jitter_mm": float(refiner_jitter_mm),
+               "near_share": float(refiner_near_share),
+               "near_jitter_mm": float(refiner_near_jitter_mm),
                "seed": int(cube_seed)}
   manifest = {
       "complete": False,
@@ -475,11 +485,12 @@ def _example(reader, job, index):
       joints_uvd=frame.joints_uvd, centre_xyz=centre, cube=cube,
       affine=affine, camera=frame.camera.intrinsics, frame_id=frame_id,
       refiner=None if job.refiner is None else _refiner_input(
-          frame, cube, job, index))
+          frame, centre, cube, job, index))
 
 
-def _refiner_input(frame, cube, job, index):
-  """The refiner crop of a frame: around its rough centre, moved at random."""
+def _refiner_input(frame, centre, cube, job, index):
+  """The refiner crop of a frame: around its rough or own centre, moved at
+  random (see the module docstring)."""
   try:
     rough = centres_lib.compute_centre(frame.depth_mm, frame.camera,
                                        cube_mm=cube, frame_id=frame.frame_id)
@@ -487,8 +498,13 @@ def _refiner_input(frame, cube, job, index):
     raise BadFrame(NO_CENTRE, e.reason, path=job.data_dir,
                    frame=frame.frame_id) from None
   settings = job.refiner
-  rough = (rough + np.random.default_rng((settings["seed"], index)).normal(
-      0.0, settings["jitter_mm"], 3)).astype(np.float32)
+  draws = np.random.default_rng((settings["seed"], index))
+  # Records of before the near crops have no near_share: none are near.
+  if draws.random() < settings.get("near_share", 0.0):
+    rough, jitter_mm = centre, settings["near_jitter_mm"]
+  else:
+    jitter_mm = settings["jitter_mm"]
+  rough = (rough + draws.normal(0.0, jitter_mm, 3)).astype(np.float32)
   refiner_cube = geometry.refiner_cube(cube, settings["cube_factor"])
   return {"depth": geometry.refiner_crop(
               frame.depth_mm, rough, refiner_cube, frame.camera,

@@ -90,52 +90,46 @@ def full_frame_signature(with_centre=True):
           intrinsics]
 
 
-def find_hand(depth, intrinsics, refine, refiner_cube, refiner_size,
-              pose_cube, iterations):
+def find_hand(depth, intrinsics, rough_centre, refine, refiner_cube,
+              refiner_size, iterations):
   """The hand centre of full frames, in the graph: rough centre → refiner.
 
-  ``centres.compute_centre_in_graph`` (with the pose cube), then
-  ``iterations`` times: the refiner crop around the centre
+  ``rough_centre`` (``centres.compute_centre_in_graph`` with the pose cube),
+  then ``iterations`` times: the refiner crop around the centre
   (``geometry.crop_affine``, ``crop_depth_in_graph``) → ``refine`` → the
   centre moved by its offset (``geometry.apply_offset``).
 
   Args:
     depth: (B, H, W) float32 mm; intrinsics: (B, 4).
+    rough_centre: ``f(depth, intrinsics) → (centre (B, 3), found (B,))``.
     refine: ``f(crops (B, R, R, 1)) → (B, 3)`` normalized offsets.
     refiner_cube: (3,) refiner cube edges in mm; refiner_size: R.
-    pose_cube: (3,) cube edges of the pose crop.
     iterations: refinement steps.
 
   Returns:
-    (centre_xyz (B, 3), hand_found (B,) bool). No hand is found in a frame
-    without depth pixels, or whose refiner crop around the final centre
-    holds no depth inside the refiner cube; its centre is then
-    ``NO_HAND_CENTRE_XYZ``, a point in front of the camera that the rest of
-    the graph can crop around.
+    (centre_xyz (B, 3), found (B,) bool). Nothing is found in a frame without
+    depth pixels or whose refined centre is not in front of the camera; its
+    centre is then ``NO_HAND_CENTRE_XYZ``, a point in front of the camera
+    that the rest of the graph can crop around.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from jgr_p2o_tf.datasets import centres  # pylint: disable=g-import-not-at-top
   depth = tf.ensure_shape(depth, (None, None, None), name="depth")
   intrinsics = tf.ensure_shape(intrinsics, (None, 4), name="intrinsics")
-  centre, found = centres.compute_centre_in_graph(depth, intrinsics,
-                                                  cube_mm=pose_cube)
+  centre, found = rough_centre(depth, intrinsics)
   batch = tf.shape(depth)[0]
   fallback = tf.broadcast_to(tf.constant(NO_HAND_CENTRE_XYZ, tf.float32),
                              [batch, 3])
   cube = tf.constant(refiner_cube, tf.float32)
-  for step in range(iterations + 1):
+  for _ in range(iterations):
     centre = tf.where(found[:, None], centre, fallback)
     affine = geometry.crop_affine(geometry.xyz_to_uvd(centre, intrinsics),
                                   cube, intrinsics, refiner_size)
     crop = geometry.crop_depth_in_graph(depth[..., None], affine,
                                         centre[:, 2], tf.fill([batch], cube[2]),
                                         refiner_size)
-    if step == iterations:  # the last crop only tells whether a hand is there
-      found &= tf.reduce_any(crop < 1.0, axis=[1, 2, 3])
-    else:
-      centre = geometry.apply_offset(centre, refine(crop),
-                                           refiner_cube, intrinsics)
-      found &= centre[:, 2] > 0
+    centre = geometry.apply_offset(centre, refine(crop), refiner_cube,
+                                   intrinsics)
+    found &= centre[:, 2] > 0
   return tf.where(found[:, None], centre, fallback), found
 
 
@@ -205,17 +199,22 @@ def frame_joints(joints_uvz, affine, centre_xyz, intrinsics, cube, crop_size):
 
 
 def serving_module(model, cube, crop_size, metadata_path, jit_compile,
-                   convention, refiner=None, refiner_iterations=0):
+                   convention, refiner=None, refiner_iterations=0,
+                   refiner_network=None):
   """The tf.Module that is saved: weights, metadata asset, its functions.
 
   ``full_frame`` is ``frame_crops`` → the network → ``frame_joints``;
   ``onnx_export`` converts ``crop`` and those two parts (with
   ``jit_compile=False``). With a ``refiner`` (``centre_refiner``), the
   module also has ``find_hand_and_pose(depth, intrinsics)``: ``find_hand``
-  → ``full_frame``, with the centre used and ``hand_found`` among its
-  outputs, and NaN joints where no hand was found.
+  → ``full_frame``'s steps, with the centre used and ``hand_found`` among
+  its outputs, and NaN joints where no hand was found (nothing in the
+  frame, or nothing inside the pose cube around the refined centre).
+  ``refiner_network`` computes what the refiner computes (its BN-folded
+  copy); default the refiner itself.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf.datasets import centres  # pylint: disable=g-import-not-at-top
 
   module = tf.Module(name="jgr_p2o")
   # The variables, not the Keras model: saving then needs nothing of Keras,
@@ -253,19 +252,33 @@ def serving_module(model, cube, crop_size, metadata_path, jit_compile,
   module.full_frame = full_frame
   if refiner is None:
     return module
-  module.refiner_variables = list(refiner.variables)
-  refine = tf.function(lambda crop: refiner(crop, training=False),
+  refiner_network = refiner_network or refiner
+  module.refiner_variables = list(refiner_network.variables)
+  refine = tf.function(lambda crop: refiner_network(crop, training=False),
                        jit_compile=jit_compile)
+  # Under XLA the rough centre's loop over the frame's pixels is one kernel
+  # per step instead of a dozen ops (compiled once per frame size).
+  rough_centre = tf.function(
+      lambda depth, intrinsics: centres.compute_centre_in_graph(
+          depth, intrinsics, cube_mm=cube), jit_compile=jit_compile)
 
   @tf.function(input_signature=full_frame_signature(with_centre=False))
   def find_hand_and_pose(depth, intrinsics):
     centre_xyz, hand_found = find_hand(
-        depth, intrinsics, refine, refiner.cube_mm, refiner.input_size, cube,
-        refiner_iterations)
-    outputs = full_frame(depth, centre_xyz, intrinsics)
+        depth, intrinsics, rough_centre, refine, refiner.cube_mm,
+        refiner.input_size, refiner_iterations)
+    depth_crop, affine = frame_crops(depth, centre_xyz, intrinsics, cube,
+                                     crop_size)
+    # A hand is found where its pose crop holds depth inside the pose cube.
+    hand_found &= tf.reduce_any(depth_crop < 1.0, axis=[1, 2, 3])
+    joints_uvz, _ = predict(depth_crop)
+    outputs = frame_joints(joints_uvz, affine, centre_xyz, intrinsics, cube,
+                           crop_size)
     missing = tf.fill(tf.shape(outputs["joints_xyz"]), float("nan"))
     outputs = {k: tf.where(hand_found[:, None, None], v, missing)
                for k, v in outputs.items()}
+    centre_xyz = tf.where(hand_found[:, None], centre_xyz,
+                          tf.constant(NO_HAND_CENTRE_XYZ, tf.float32))
     return {**outputs, "centre_xyz": centre_xyz, "hand_found": hand_found}
 
   module.find_hand_and_pose = find_hand_and_pose
@@ -428,9 +441,12 @@ def export_saved_model(keras_model, export_dir, *, skeleton, cube_mm,
       dataset=dataset, dtype_policy=policy, jit_compile=jit_compile,
       batch_norm_folded=num_folded, source=source,
       coordinate_convention=convention)
-  refiner = None
+  refiner = refiner_network = None
   if centre_refiner is not None:
     refiner, refiner_source = centre_refiner
+    refiner_network = refiner
+    if fold_batch_norm_layers:
+      refiner_network, _ = batch_norm_folding.fold_batch_norm(refiner)
     if refiner_iterations is None:
       refiner_iterations = geometry.REFINER_ITERATIONS
     if refiner_iterations < 1:
@@ -443,7 +459,7 @@ def export_saved_model(keras_model, export_dir, *, skeleton, cube_mm,
       export_dir, saved_model_contract.METADATA_FILE, metadata)
   module = serving_module(keras_model, metadata["cube_mm"], model_size,
                           metadata_path, jit_compile, convention, refiner,
-                          refiner_iterations or 0)
+                          refiner_iterations or 0, refiner_network)
   signatures = {saved_model_contract.SIGNATURE_CROP:
                     module.crop.get_concrete_function()}
   if refiner is None:

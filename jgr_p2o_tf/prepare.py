@@ -70,6 +70,14 @@ flags.DEFINE_bool("refiner_crops", False,
 flags.DEFINE_float("refiner_jitter_mm", records_manifest.REFINER_JITTER_MM,
                    "Standard deviation per axis of the random move of the "
                    "refiner crops' rough centres.", lower_bound=0.0)
+flags.DEFINE_float("refiner_near_share", records_manifest.REFINER_NEAR_SHARE,
+                   "Share of refiner crops cut around the frame's own centre "
+                   "moved at random instead (what a second refinement step "
+                   "sees).", lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_float("refiner_near_jitter_mm",
+                   records_manifest.REFINER_NEAR_JITTER_MM,
+                   "Standard deviation per axis of those crops' random move.",
+                   lower_bound=0.0)
 flags.mark_flags_as_required(["dataset", "data_dir", "split", "out_dir"])
 
 
@@ -103,7 +111,9 @@ def main(argv):
       num_shards=FLAGS.num_shards, workers=FLAGS.workers,
       skip_bad=FLAGS.skip_bad, reader_kwargs=reader_kwargs,
       refiner_crops=FLAGS.refiner_crops,
-      refiner_jitter_mm=FLAGS.refiner_jitter_mm)
+      refiner_jitter_mm=FLAGS.refiner_jitter_mm,
+      refiner_near_share=FLAGS.refiner_near_share,
+      refiner_near_jitter_mm=FLAGS.refiner_near_jitter_mm)
   counts = manifest["counts"]
   print(f"{FLAGS.out_dir}: {counts['written']} crops in "
         f"{len(manifest['shards'])} shards, {counts['skipped']} frames "

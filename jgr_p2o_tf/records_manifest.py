@@ -29,6 +29,12 @@ FRAMES_PER_SHARD = 1000
 # added to the rough centre of a refiner crop. The rough centres' own errors
 # are mostly under ~50 mm but reach 100+ mm; the refiner must correct both.
 REFINER_JITTER_MM = 30.0
+# data_prep --refiner_crops: the share of refiner crops cut around the
+# example's own centre moved by N(0, REFINER_NEAR_JITTER_MM) per axis instead
+# of around the rough one: what the refiner's second step sees (one step
+# leaves ~8 mm per axis), which crops around rough centres alone rarely show.
+REFINER_NEAR_SHARE = 0.5
+REFINER_NEAR_JITTER_MM = 8.0
 
 
 def manifest_path(split_dir):

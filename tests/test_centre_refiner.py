@@ -76,9 +76,10 @@ def test_offsets_are_in_crop_axes_and_invert():
 
 def test_records_hold_the_refiner_crop_of_the_moved_centre(
     synthetic_records, refiner_records):
-  """Each record's refiner crop is cut around its rough centre, which is
-  the depth's centre moved by the frame's draw, and the pose parts of the
-  records are those of the pose-only preparation."""
+  """Each record's refiner crop is cut around its rough centre: the
+  depth's centre or, for the drawn share, the example's own centre, moved by
+  the frame's draw; the pose parts of the records are those of the
+  pose-only preparation."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from jgr_p2o_tf import input_pipeline  # pylint: disable=g-import-not-at-top
   from jgr_p2o_tf import tfrecords  # pylint: disable=g-import-not-at-top
@@ -88,16 +89,22 @@ def test_records_hold_the_refiner_crop_of_the_moved_centre(
       "synthetic", os.path.join(os.path.dirname(synthetic_records), "raw"),
       "train")
   paths = records_manifest.shard_paths(refiner_records, manifest)
-  serialized = next(iter(tf.data.TFRecordDataset(paths).batch(3)))
+  serialized = next(iter(tf.data.TFRecordDataset(paths).batch(8)))
   parsed = tfrecords.parse_refiner_example(serialized, settings["crop_size"])
   cube = geometry.refiner_cube(manifest["cube_mm"],
                                      settings["cube_factor"])
-  for index in range(3):
+  near_frames = 0
+  for index in range(8):
     frame = reader.read(index)
-    drawn = np.random.default_rng((settings["seed"], index)).normal(
-        0.0, settings["jitter_mm"], 3)
-    rough = centres.compute_centre(frame.depth_mm, frame.camera,
-                                   cube_mm=manifest["cube_mm"]) + drawn
+    draws = np.random.default_rng((settings["seed"], index))
+    if draws.random() < settings["near_share"]:
+      near_frames += 1
+      rough = centres.ground_truth_centre(frame.joints_xyz) + draws.normal(
+          0.0, settings["near_jitter_mm"], 3)
+    else:
+      rough = centres.compute_centre(
+          frame.depth_mm, frame.camera, cube_mm=manifest["cube_mm"]
+      ) + draws.normal(0.0, settings["jitter_mm"], 3)
     np.testing.assert_allclose(parsed["rough_centre_xyz"][index], rough,
                                atol=1e-3)
     np.testing.assert_allclose(parsed["refiner_cube"][index], cube)
@@ -107,6 +114,8 @@ def test_records_hold_the_refiner_crop_of_the_moved_centre(
                                     settings["crop_size"]), atol=1e-6)
     np.testing.assert_allclose(parsed["centre_xyz"][index],
                                centres.ground_truth_centre(frame.joints_xyz))
+  # Both kinds of crop are among the first frames (0.5 each).
+  assert 0 < near_frames < 8
   pose = next(iter(input_pipeline.make_dataset(
       refiner_records, batch_size=3, training=False)))
   plain = next(iter(input_pipeline.make_dataset(

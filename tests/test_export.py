@@ -175,6 +175,30 @@ def test_fold_batch_norm_keeps_outputs():
                                atol=1e-5, rtol=0)
 
 
+def test_fold_batch_norm_keeps_the_centre_refiners_offsets():
+  """The export folds the refiner's BNs too: trained statistics (not the
+  initial identity ones) must give the same offsets."""
+  from jgr_p2o_tf import centre_refiner  # pylint: disable=g-import-not-at-top
+  refiner = centre_refiner.CentreRefiner(input_size=32, num_features=4)
+  rng = np.random.default_rng(2)
+  for layer in refiner.layers:
+    if "BatchNormalization" in type(layer).__name__:
+      channels = layer.gamma.shape[0]
+      layer.set_weights([rng.uniform(0.5, 2, channels),
+                         rng.normal(0, 1, channels),
+                         rng.normal(0, 1, channels),
+                         rng.uniform(0.5, 2, channels)])
+  refiner.get_layer("votes").set_weights(
+      [rng.normal(0, 0.1, w.shape) for w in refiner.get_layer(
+          "votes").get_weights()])
+  folded, count = batch_norm_folding.fold_batch_norm(refiner)
+  assert count == 2 + centre_refiner.VOTING_CONVS
+  crops = rng.uniform(-1, 1, (3, 32, 32, 1)).astype(np.float32)
+  np.testing.assert_allclose(np.asarray(folded(crops, training=False)),
+                             np.asarray(refiner(crops, training=False)),
+                             atol=1e-5, rtol=0)
+
+
 @pytest.fixture(scope="module")
 def small_export(tmp_path_factory):
   export_dir = tmp_path_factory.mktemp("small") / "saved_model"
