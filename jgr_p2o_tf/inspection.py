@@ -271,11 +271,16 @@ def _rough_centre(frame, cube_mm):
 
 
 def format_found_hands(found):
-  """``find_hands``' result as printed lines: one per frame, then the means."""
+  """``find_hands``' result as printed lines: one per frame, then the means.
+
+  A frame without depth has no rough centre ("–"); one in which the export
+  found no hand says so instead of its centre and joint errors.
+  """
   lines = [f"{'frame':<28}{'rough centre':>14}{'export centre':>15}"
            f"{'joints':>10}  (mm from the records' centre / the true joints)"]
   for i, frame_id in enumerate(found["frame_id"]):
-    row = f"{frame_id:<28}{_millimetres(found['rough_centre_error_mm'][i:i + 1], 14)}"
+    rough = found["rough_centre_error_mm"][i:i + 1]
+    row = f"{frame_id:<28}{_millimetres(rough, 14)}"
     if found["hand_found"][i]:
       row += (f"{found['centre_error_mm'][i]:>15.1f}"
               f"{found['joint_error_mm'][i]:>10.1f}")

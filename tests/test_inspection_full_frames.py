@@ -74,6 +74,7 @@ def test_find_hands_reports_the_exports_centres_and_errors(
   assert lines[3].startswith(frames[2].frame_id)
   assert lines[3].endswith("no hand found")
   assert f"{found['joint_error_mm'][1]:.1f}" in lines[2]
-  assert lines[4].startswith("mean") and "hand found in 2 of 3 frames" in lines[4]
+  assert lines[4].startswith("mean")
+  assert "hand found in 2 of 3 frames" in lines[4]
   assert f"{np.mean(found['centre_error_mm'][:2]):.1f}" in lines[4]
 
