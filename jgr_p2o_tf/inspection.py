@@ -7,7 +7,10 @@ frames when there is none, with the library's trainer (its frames from
 ``data_preparation.prepare_synthetic_split``).
 ``run_on_records`` runs a model over the first crops of a prepared split and
 maps its joints back to millimetres; ``stack_outputs`` gives every stack's
-outputs for one crop. The figures are ``jgr_p2o_tf.visualize``'s.
+outputs for one crop. ``full_frames_of_records`` reads the raw frames those
+crops were cut from, and ``find_hands`` runs an export that finds the hand
+itself (``hand_finder``) on them with no centre given, against the records'
+centres. The figures are ``jgr_p2o_tf.visualize``'s.
 """
 
 import math
@@ -16,6 +19,7 @@ import os
 import numpy as np
 
 from jgr_p2o_tf import data_preparation
+from jgr_p2o_tf import dataset_profiles
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf import inference
 from jgr_p2o_tf import input_pipeline
@@ -24,6 +28,8 @@ from jgr_p2o_tf import run_dir
 from jgr_p2o_tf import skeletons
 from jgr_p2o_tf import train_config
 from jgr_p2o_tf import trainer
+from jgr_p2o_tf.datasets import centres
+from jgr_p2o_tf.datasets import frame as frame_lib
 
 # The quick model: one stack of 64 features. On two CPU cores 300 steps take
 # about 80 s and reach about 19 mm on synthetic test frames (1e-3 reaches
@@ -141,6 +147,159 @@ def run_on_records(model, data_dir, num_frames=None, batch_size=32):
         crop_size=batch["depth"].shape[1]))
     columns["gt_xyz"].append(batch["joints_xyz"])
   return {k: np.concatenate(v)[:num_frames] for k, v in columns.items()}
+
+
+def full_frames_of_records(data_dir, num_frames):
+  """The raw frames the first crops of a prepared split were cut from.
+
+  The split's manifest names the raw dataset (``dataset``, ``data_dir``,
+  ``split``, ``reader_kwargs``); each record's ``frame_id`` names its frame
+  there. Frames that data_prep skipped have no record and are not read.
+
+  Args:
+    data_dir: a split prepared by data_prep, whose raw dataset is still
+      where it was prepared from.
+    num_frames: how many of its first records.
+
+  Returns:
+    (frames, reference_centres): a list of ``datasets.frame.Frame``, in
+    record order, and (N, 3) float32 the records' ``centre_xyz``, the
+    centres the pose crops were cut around.
+
+  Raises:
+    DatasetError: the raw dataset cannot be read, or a record's frame is
+      not in it.
+  """
+  manifest = records_manifest.read_manifest(data_dir)
+  reader = dataset_profiles.get_reader(
+      manifest["dataset"], manifest["data_dir"], manifest["split"],
+      **(manifest.get("reader_kwargs") or {}))
+  index = {frame_id: i for i, frame_id in enumerate(reader.frame_ids)}
+  records = next(iter(input_pipeline.make_dataset(
+      data_dir, batch_size=num_frames, training=False)))
+  frames = []
+  for frame_id in records["frame_id"].numpy().astype(str):
+    if frame_id not in index:
+      raise frame_lib.DatasetError(
+          f"not in the {manifest['dataset']} {manifest['split']} split the "
+          f"records {data_dir} were prepared from", path=manifest["data_dir"],
+          frame=frame_id)
+    frames.append(reader.read(index[frame_id]))
+  return frames, records["centre_xyz"].numpy()
+
+
+def hand_finder(model):
+  """The Predictor behind ``model`` if its export finds the hand, else None.
+
+  Args:
+    model: what ``load_model`` returned: an export's ``inference.CropModel``
+      or a Keras model.
+  """
+  predictor = getattr(model, "predictor", None)
+  return predictor if predictor is not None and predictor.finds_hand else None
+
+
+def find_hands(predictor, frames, reference_centres, batch_size=16):
+  """An export finding the hand in full frames, no centre given.
+
+  Args:
+    predictor: an ``inference.Predictor`` whose export finds the hand
+      (``finds_hand``: exported with ``--centre_refiner_dir``).
+    frames: ``datasets.frame.Frame`` s of one camera's image size, with
+      their joints.
+    reference_centres: (N, 3) centres in mm the pose crops are cut around
+      (``full_frames_of_records``).
+    batch_size: frames per call of the export.
+
+  Returns:
+    dict of NumPy arrays over the N frames: "frame_id" (N,); "hand_found"
+    (N,) bool; "centre_xyz", "centre_uvd" (N, 3), the centre the export
+    used; "rough_centre_xyz" (N, 3), ``centres.compute_centre`` on every
+    ``GRAPH_PIXEL_STRIDE``-th pixel with the export's pose cube, as the
+    export starts; "reference_centre_xyz" (N, 3); "centre_error_mm",
+    "rough_centre_error_mm" (N,), their distances to the reference centre;
+    "joints_xyz", "joints_uvd" (N, J, 3) predicted; "joint_error_mm" (N,),
+    the mean distance to the frame's true joints. Where no hand was found
+    the centre, joints and their errors are NaN; where the frame has no
+    depth the rough centre and its error are too.
+
+  Raises:
+    ValueError: the export does not find the hand.
+  """
+  if not predictor.finds_hand:
+    raise ValueError(f"{predictor.model_dir}: an export without a centre "
+                     f"refiner (export it with --centre_refiner_dir)")
+  columns = {k: [] for k in ("hand_found", "centre_xyz", "joints_xyz",
+                             "joints_uvd")}
+  for start in range(0, len(frames), batch_size):
+    batch = frames[start:start + batch_size]
+    outputs = predictor.predict(
+        np.stack([f.depth_mm for f in batch]), None,
+        np.stack([f.camera.intrinsics for f in batch]))
+    for k, column in columns.items():
+      column.append(outputs[k])
+  found = {k: np.concatenate(v) for k, v in columns.items()}
+  missing = ~found["hand_found"]
+  for k in ("centre_xyz", "joints_xyz", "joints_uvd"):
+    found[k] = found[k].astype(np.float64)
+    found[k][missing] = np.nan
+  found["centre_uvd"] = np.stack([
+      geometry.xyz_to_uvd(c, f.camera)
+      for c, f in zip(found["centre_xyz"], frames)])
+  found["rough_centre_xyz"] = np.stack(
+      [_rough_centre(f, predictor.cube_mm) for f in frames])
+  found["reference_centre_xyz"] = np.asarray(reference_centres, np.float64)
+  for name, key in (("centre_error_mm", "centre_xyz"),
+                    ("rough_centre_error_mm", "rough_centre_xyz")):
+    found[name] = np.linalg.norm(
+        found[key] - found["reference_centre_xyz"], axis=-1)
+  found["joint_error_mm"] = np.linalg.norm(
+      found["joints_xyz"] - np.stack([f.joints_xyz for f in frames]),
+      axis=-1).mean(axis=-1)
+  found["frame_id"] = np.array([f.frame_id for f in frames])
+  return found
+
+
+def _rough_centre(frame, cube_mm):
+  """The export's rough centre of a frame in NumPy; NaN without depth."""
+  try:
+    return centres.compute_centre(frame.depth_mm, frame.camera,
+                                  cube_mm=cube_mm,
+                                  pixel_stride=centres.GRAPH_PIXEL_STRIDE)
+  except frame_lib.DatasetError:
+    return np.full(3, np.nan)
+
+
+def format_found_hands(found):
+  """``find_hands``' result as printed lines: one per frame, then the means.
+
+  A frame without depth has no rough centre ("–"); one in which the export
+  found no hand says so instead of its centre and joint errors.
+  """
+  lines = [f"{'frame':<28}{'rough centre':>14}{'export centre':>15}"
+           f"{'joints':>10}  (mm from the records' centre / the true joints)"]
+  for i, frame_id in enumerate(found["frame_id"]):
+    rough = found["rough_centre_error_mm"][i:i + 1]
+    row = f"{frame_id:<28}{_millimetres(rough, 14)}"
+    if found["hand_found"][i]:
+      row += (f"{found['centre_error_mm'][i]:>15.1f}"
+              f"{found['joint_error_mm'][i]:>10.1f}")
+    else:
+      row += "  no hand found"
+    lines.append(row)
+  hands = int(found["hand_found"].sum())
+  lines.append(
+      f"{'mean':<28}{_millimetres(found['rough_centre_error_mm'], 14)}"
+      f"{_millimetres(found['centre_error_mm'], 15)}"
+      f"{_millimetres(found['joint_error_mm'], 10)}  (hand found in {hands} "
+      f"of {len(found['frame_id'])} frames)")
+  return "\n".join(lines)
+
+
+def _millimetres(values, width):
+  """The mean of the finite values, right-aligned; "–" when there is none."""
+  values = np.asarray(values)[np.isfinite(values)]
+  return f"{values.mean():>{width}.1f}" if values.size else f"{'–':>{width}}"
 
 
 def stack_outputs(model, depth_crop):

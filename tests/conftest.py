@@ -75,3 +75,17 @@ def trained_refiner(refiner_records, tmp_path_factory):
       learning_rate_decay=0.9, refiner_features=4, jit_compile=False,
       progress_bar=False), log=lambda _: None)
   return model_dir
+
+
+@pytest.fixture(scope="session")
+def refiner_export(trained_refiner, tmp_path_factory):
+  """A small pose model exported with the tiny refiner bundled:
+  (export_dir, metadata)."""
+  from jgr_p2o_tf import exporter  # pylint: disable=g-import-not-at-top
+  from tests import test_export  # pylint: disable=g-import-not-at-top
+  export_dir = tmp_path_factory.mktemp("refined") / "saved_model"
+  metadata = exporter.export_saved_model(
+      test_export.small_model(), export_dir, skeleton="icvl", cube_mm=250.0,
+      dataset="icvl", jit_compile=False,
+      centre_refiner=exporter.load_centre_refiner(trained_refiner))
+  return export_dir, metadata

@@ -176,19 +176,6 @@ def test_training_refuses_records_without_refiner_crops(synthetic_records):
     centre_training.refiner_records(os.path.join(synthetic_records, "train"))
 
 
-@pytest.fixture(scope="module")
-def refiner_export(trained_refiner, tmp_path_factory):
-  """A small pose model exported with the tiny refiner bundled."""
-  from jgr_p2o_tf import exporter  # pylint: disable=g-import-not-at-top
-  from tests import test_export  # pylint: disable=g-import-not-at-top
-  export_dir = tmp_path_factory.mktemp("refined") / "saved_model"
-  metadata = exporter.export_saved_model(
-      test_export.small_model(), export_dir, skeleton="icvl", cube_mm=250.0,
-      dataset="icvl", jit_compile=False,
-      centre_refiner=exporter.load_centre_refiner(trained_refiner))
-  return export_dir, metadata
-
-
 def _test_frames(synthetic_records, count):
   reader = dataset_profiles.get_reader(
       "synthetic", os.path.join(os.path.dirname(synthetic_records), "raw"),

@@ -3,8 +3,10 @@
 The notebook is executed in a kernel of this Python with environment
 variables that make it quick: first as it runs by default, training a model
 (for two steps on 64 synthetic frames) and rendering 16 test crops; then on
-that model exported as ONNX graphs, run by OpenVINO, and the test crops
-already prepared.
+a SavedModel that finds the hand itself (a small pose network with a tiny
+centre refiner) and prepared test crops, whose raw frames its last section
+runs it on. Exported ONNX graphs on OpenVINO, through the same
+``inspection.load_model``, are tested in test_onnx.py.
 """
 
 import os
@@ -15,7 +17,6 @@ import numpy as np
 import pytest
 
 from jgr_p2o_tf import inspection
-from jgr_p2o_tf import onnx_export
 
 NOTEBOOK_DIR = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "notebooks")
@@ -24,6 +25,8 @@ NUM_FRAMES = 16
 # Crop, 2D and 3D skeletons; voting maps (one stack); offset field; errors
 # per joint; errors per frame; worst frames; voting maps of the worst one.
 NUM_FIGURES = 7
+# What the last section prints for a model that does not find the hand.
+NEEDS_A_CENTRE = "--centre_refiner_dir=..."
 
 
 def _execute(**variables):
@@ -70,26 +73,28 @@ def test_notebook_trains_a_model_and_draws_its_figures(executed):
   text = _text(notebook)
   assert "Quick model trained" in text
   assert f"{NUM_FRAMES} crops of" in text
+  assert NEEDS_A_CENTRE in text
   # Every figure came as an image, none as its bare repr.
   assert not _outputs(notebook, lambda o: "image/png" not in o.get(
       "data", {}) and "<Figure size" in o.get("data", {}).get("text/plain", ""))
 
 
-def test_notebook_on_an_export_and_a_prepared_split(executed, tmp_path):
-  _, work_dir = executed
-  export_dir = str(tmp_path / "onnx")
-  onnx_export.export_onnx_from_model_dir(os.path.join(work_dir, "model"),
-                                         export_dir, model="last")
+def test_notebook_on_an_export_that_finds_the_hand(
+    refiner_export, synthetic_records, tmp_path):
+  export_dir, _ = refiner_export
   notebook = _execute(
-      MODEL=export_dir, RUNTIME="openvino",
-      DATA_DIR=os.path.join(work_dir, "records", "test"), FRAMES=8,
-      FRAME_INDEX=2, WORK_DIR=tmp_path / "unused")
-  # An exported model returns no offset maps: no offset field.
-  assert len(_figures(notebook)) == NUM_FIGURES - 1
+      MODEL=export_dir, RUNTIME="tensorflow",
+      DATA_DIR=os.path.join(synthetic_records, "test"), FRAMES=8,
+      FRAME_INDEX=2, FULL_FRAMES=3, WORK_DIR=tmp_path / "unused")
+  # An exported model returns no offset maps: no offset field; but one more
+  # figure, a whole frame with the hand it found.
+  assert len(_figures(notebook)) == NUM_FIGURES
   text = _text(notebook)
   assert "returns no offset maps" in text
   assert "Quick model trained" not in text
   assert "8 crops of" in text and "looking into crop 2" in text
+  assert "hand found in 3 of 3 frames" in text
+  assert NEEDS_A_CENTRE not in text
   assert not (tmp_path / "unused").exists()
 
 
