@@ -23,16 +23,15 @@ def read_frames(dataset, data_dir, split, num_frames=None):
   return [reader.read(i) for i in range(count)]
 
 
-def centre_report(refiner, frames, pose_cube_mm,
-                  iterations=geometry.REFINER_ITERATIONS,
-                  reference_centres=None):
-  """{"rough": summary, "refined": summary, "iterations": n} in mm."""
-  errors = centre_refiner.centre_errors(refiner, frames, pose_cube_mm,
-                                        reference_centres, iterations)
-  report = {"rough": errors["rough"], "iterations": int(iterations)}
-  if refiner is not None:
-    report["refined"] = errors["refined"]
-  return report
+def centre_report(refiners, frames, pose_cube_mm, reference_centres=None):
+  """{"rough": summary, "steps": [summary, ...], "refined": summary} in mm.
+
+  ``refiners``: the refinement steps (``centre_refiner.refined_centres``);
+  empty for the rough centre only.
+  """
+  errors = centre_refiner.centre_errors(refiners, frames, pose_cube_mm,
+                                        reference_centres)
+  return {k: errors[k] for k in ("rough", "steps", "refined") if k in errors}
 
 
 def full_frame_joint_errors(predictor, frames, reference_centres=None):
@@ -75,14 +74,14 @@ def full_frame_joint_errors(predictor, frames, reference_centres=None):
 
 def format_report(report):
   """The centre report (and joint errors, if there) as printed lines."""
-  lines = [f"{'centre':<10}{'median mm':>10}{'p90 mm':>9}{'> 20 mm':>9}"]
-  for name in ("rough", "refined"):
-    if name in report:
-      row = report[name]
-      lines.append(f"{name:<10}{row['median_mm']:>10.1f}{row['p90_mm']:>9.1f}"
-                   f"{100 * row['share_over_20_mm']:>8.1f}%")
+  lines = [f"{'centre':<12}{'median mm':>10}{'p90 mm':>9}{'> 20 mm':>9}"]
+  rows = [("rough", report["rough"])] + [
+      (f"step {i}", row) for i, row in enumerate(report.get("steps", []), 1)]
+  for name, row in rows:
+    lines.append(f"{name:<12}{row['median_mm']:>10.1f}{row['p90_mm']:>9.1f}"
+                 f"{100 * row['share_over_20_mm']:>8.1f}%")
   lines.append(f"({report['rough']['frames']} frames, "
-               f"{report['iterations']} refinement steps)")
+               f"{len(report.get('steps', []))} refinement steps)")
   joints = report.get("joint_errors")
   if joints:
     lines.append(

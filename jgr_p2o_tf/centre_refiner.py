@@ -6,24 +6,27 @@ with no centre given, the only centre there is the depth's
 (``datasets.centres.compute_centre``), which the forearm pulls tens of mm
 away. As in DeepPrior++ (Oberweger & Lepetit 2017, Sec. 3.1, "refining the
 hand location"), a small network looks at a crop around the rough centre and
-regresses the offset to the reference centre; applied once or twice it
-brings the centre close to the reference (measured: ARCHITECTURE.md).
+regresses the offset to the reference centre.
 
-The refiner's crop is the pose crop's geometry (``geometry.crop_depth``)
-with a cube ``geometry.REFINER_CUBE_FACTOR`` times larger, so that the hand is still
-inside when the rough centre is ~100 mm off, and a smaller image
-(``geometry.REFINER_CROP_SIZE``). Its output is the offset normalized by the refiner
-cube's half edges, ``(target − rough) / (refiner_cube / 2)``, about [-1, 1]
-per axis, along the crop's axes (``geometry.crop_axis_signs``,
-``normalized_offset``, ``apply_offset``).
+Refinement runs in steps, each a refiner (``refine_centres``; the export's
+``find_hand``): by default a "coarse" refiner, whose cube is 1.6× the pose
+cube so that the hand is inside even when the rough centre is ~100 mm off,
+then a "fine" one in the pose cube itself, trained on what the coarse one
+leaves (``records_manifest.REFINER_STAGES``; measured in ARCHITECTURE.md).
+A refiner's crop is the pose crop's geometry (``geometry.crop_depth``) with
+its own cube and a smaller image (``records_manifest.RefinerCrops``). Its output
+is the offset normalized by its cube's half edges, ``(target − rough) /
+(cube / 2)``, about [-1, 1] per axis, along the crop's axes
+(``geometry.crop_axis_signs``, ``normalized_offset``, ``apply_offset``).
 
 Network (input (B, S, S, 1) normalized depth, S = 64): 3×3 convolutions,
 each with batch normalization and ReLU, of F and 2F channels each followed
 by 2×2 max pooling, then ``VOTING_CONVS`` of 4F channels at S/4 × S/4, and a
 1×1 convolution giving each of those pixels a vote for the centre
 (``layers.centre_voting``: a weight and an offset from the pixel's own 3D
-point, the pixel-to-offset idea of JGR-P2O for one point). With F = 16 it costs ~58 MFLOP a frame (``flops.count_flops``), 8% of the pose
-network's 0.72 GFLOP.
+point, the pixel-to-offset idea of JGR-P2O for one point). With F = 16 it
+costs ~58 MFLOP a frame (``flops.count_flops``), 8% of the pose network's
+0.72 GFLOP.
 """
 
 import keras
@@ -52,7 +55,7 @@ class CentreRefiner(keras.Model):
     name, trainable: base Model arguments.
   """
 
-  def __init__(self, *, input_size=geometry.REFINER_CROP_SIZE, num_features=16,
+  def __init__(self, *, input_size, num_features=16,
                cube_mm=(400.0, 400.0, 400.0), name="centre_refiner",
                trainable=True):
     if input_size % 4:
@@ -94,24 +97,25 @@ class CentreRefiner(keras.Model):
     return cls(**config)
 
 
-def refine_centres(refiner, depths_mm, cameras, rough_xyz,
-                   iterations=geometry.REFINER_ITERATIONS, batch_size=64):
-  """Refines the rough centres of full frames (NumPy crops, Keras model).
+def refined_centres(refiners, depths_mm, cameras, rough_xyz, batch_size=64):
+  """The centres of full frames after each refinement step (NumPy crops).
 
   Args:
-    refiner: a CentreRefiner.
+    refiners: the steps in order, a CentreRefiner each (one refiner may be
+      listed several times).
     depths_mm: sequence of (H, W) depth frames in mm.
     cameras: a Camera per frame.
     rough_xyz: (N, 3) rough centres in mm.
-    iterations: refinement steps; each crops around the last centre.
     batch_size: frames per model call.
 
   Returns:
-    (N, 3) float32 refined centres.
+    A list of (N, 3) float32 centres, one per step.
   """
-  cube = np.asarray(refiner.cube_mm, np.float32)
   centres = np.array(rough_xyz, np.float32, copy=True)
-  for _ in range(iterations):
+  intrinsics = np.stack([c.intrinsics for c in cameras])
+  steps = []
+  for refiner in refiners:
+    cube = np.asarray(refiner.cube_mm, np.float32)
     crops = np.stack([
         geometry.refiner_crop(d, c, cube, cam, refiner.input_size)
         for d, cam, c in zip(depths_mm, cameras, centres)])
@@ -119,10 +123,16 @@ def refine_centres(refiner, depths_mm, cameras, rough_xyz,
         keras.ops.convert_to_numpy(refiner(crops[i:i + batch_size],
                                            training=False))
         for i in range(0, len(crops), batch_size)])
-    intrinsics = np.stack([c.intrinsics for c in cameras])
     centres = geometry.apply_offset(centres, offsets, cube,
-                           intrinsics).astype(np.float32)
-  return centres
+                                    intrinsics).astype(np.float32)
+    steps.append(centres)
+  return steps
+
+
+def refine_centres(refiners, depths_mm, cameras, rough_xyz, batch_size=64):
+  """(N, 3) float32 centres after the last step of ``refined_centres``."""
+  return refined_centres(refiners, depths_mm, cameras, rough_xyz,
+                         batch_size)[-1]
 
 
 def error_summary(errors_mm, threshold_mm=20.0):
@@ -135,25 +145,25 @@ def error_summary(errors_mm, threshold_mm=20.0):
           "frames": int(errors.size)}
 
 
-def centre_errors(refiner, frames, pose_cube_mm, reference_centres=None,
-                  iterations=geometry.REFINER_ITERATIONS):
-  """Centre errors in mm of full frames before and after refinement.
+def centre_errors(refiners, frames, pose_cube_mm, reference_centres=None):
+  """Centre errors in mm of full frames before and after each refinement step.
 
   The rough centre is ``datasets.centres.compute_centre`` (with the pose
-  cube and the exported graph's pixel stride), the reference the centre the pose crops use: ``reference_centres``
-  if given (e.g. V2V-PoseNet's), else the annotation's
-  (``ground_truth_centre``).
+  cube and the exported graph's pixel stride), the reference the centre the
+  pose crops use: ``reference_centres`` if given (e.g. V2V-PoseNet's), else
+  the annotation's (``ground_truth_centre``).
 
   Args:
-    refiner: a CentreRefiner, or None to measure the rough centres only.
+    refiners: the refinement steps (``refined_centres``); empty to measure
+      the rough centres only.
     frames: sequence of ``datasets.frame.Frame``.
     pose_cube_mm: the pose crops' cube, which ``compute_centre`` refines in.
     reference_centres: optional (N, 3) reference centres.
-    iterations: refinement steps.
 
   Returns:
-    dict: "rough" and "refined" (``error_summary``), and the per-frame
-    arrays "rough_errors_mm", "refined_errors_mm", "refined_xyz".
+    dict: "rough" and, with refiners, "steps" (an ``error_summary`` each) and
+    "refined" (the last step's), and the per-frame arrays
+    "rough_errors_mm", "refined_errors_mm", "refined_xyz".
   """
   from jgr_p2o_tf.datasets import centres as centres_lib  # pylint: disable=g-import-not-at-top
   if reference_centres is None:
@@ -167,10 +177,11 @@ def centre_errors(refiner, frames, pose_cube_mm, reference_centres=None,
   rough_errors = np.linalg.norm(rough - reference, axis=-1)
   result = {"rough": error_summary(rough_errors),
             "rough_errors_mm": rough_errors}
-  if refiner is not None:
-    refined = refine_centres(refiner, [f.depth_mm for f in frames],
-                             [f.camera for f in frames], rough, iterations)
-    refined_errors = np.linalg.norm(refined - reference, axis=-1)
-    result.update(refined=error_summary(refined_errors),
-                  refined_errors_mm=refined_errors, refined_xyz=refined)
+  if refiners:
+    steps = refined_centres(refiners, [f.depth_mm for f in frames],
+                            [f.camera for f in frames], rough)
+    step_errors = [np.linalg.norm(c - reference, axis=-1) for c in steps]
+    result.update(steps=[error_summary(e) for e in step_errors],
+                  refined=error_summary(step_errors[-1]),
+                  refined_errors_mm=step_errors[-1], refined_xyz=steps[-1])
   return result

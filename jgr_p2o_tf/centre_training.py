@@ -1,8 +1,10 @@
 """Trains the centre refiner (``centre_refiner``): ``train --task=centre``.
 
-The refiner is small (~25 MFLOP) and its data are the refiner crops that
-``data_prep --refiner_crops`` writes beside the pose crops (rough centre
-moved at random, target the pose crop's centre), so Keras' own loop serves:
+The refiner is small (~58 MFLOP a frame) and its data are the refiner crops
+that ``data_prep --refiner_crops`` writes beside the pose crops (rough or
+true centre moved at random, target the pose crop's centre; the records'
+``--refiner_stage`` decides the cube, so the same command trains the coarse
+and the fine refiner), so Keras' own loop serves:
 ``Model.fit`` over a tf.data pipeline of those records, with the run's
 settings from the same ``TrainConfig`` and flags as the pose trainer
 (``--batch_size``, ``--learning_rate``, ``--learning_rate_decay``,

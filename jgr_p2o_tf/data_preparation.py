@@ -34,16 +34,15 @@ crops each training frame with a cube drawn once, when it loads the dataset
 is their setup as it is: no cropping at training time is needed. Each
 example records its own cube, which training, evaluation and export read.
 
-With ``refiner_crops`` each example also holds the centre refiner's input
-(``centre_refiner``, ``tfrecords``): the depth's rough centre
-(``compute_centre``) moved by a random offset, N(0, ``refiner_jitter_mm``)
-per axis and seeded by the frame's index, so that the refiner learns to
-correct errors larger than those of the rough centre alone, and the crop
-around it with the refiner cube; or, for a share ``refiner_near_share`` of
-the frames (drawn), around the example's own centre moved by
-N(0, ``refiner_near_jitter_mm``), the small errors a second refinement step
-starts from. Its target is the example's centre, the one the pose crop is
-cut around. One draw per frame, fixed at preparation
+With ``refiner_crops`` each example also holds a centre refiner's input
+(``centre_refiner``, ``tfrecords``; ``records_manifest.RefinerCrops``): the
+depth's rough centre (``compute_centre``) moved by a random offset, N(0,
+``jitter_mm``) per axis and seeded by the frame's index, so that the refiner
+learns to correct errors larger than those of the rough centre alone, and
+the crop around it with the refiner cube; or, for a share ``near_share`` of
+the frames (drawn), around the example's own centre moved by N(0,
+``near_jitter_mm``), the small errors a later refinement step starts from.
+Its target is the example's centre, the one the pose crop is cut around. One draw per frame, fixed at preparation
 like the authors' cubes: the records stay readable by the pose pipeline,
 and the refiner needs no full frames at training time.
 """
@@ -134,11 +133,7 @@ def prepare(dataset, data_dir, split, out_dir, *, centres="computed",
             v2v_centres=False, cube_mm=None, cube_choices_mm=None,
             cube_seed=0, crop="project", crop_size=geometry.CROP_SIZE,
             num_shards=None, workers=1, skip_bad=False, reader_kwargs=None,
-            refiner_crops=False,
-            refiner_jitter_mm=records_manifest.REFINER_JITTER_MM,
-            refiner_near_share=records_manifest.REFINER_NEAR_SHARE,
-            refiner_near_jitter_mm=records_manifest.REFINER_NEAR_JITTER_MM,
-            progress=True):
+            refiner_crops=None, progress=True):
   """Writes the crops of one split as TFRecord shards plus manifest.json.
 
   Args:
@@ -166,13 +161,10 @@ def prepare(dataset, data_dir, split, out_dir, *, centres="computed",
     skip_bad: skip bad frames (listed in the manifest) instead of stopping.
     reader_kwargs: extra arguments of the reader
       (``dataset_profiles.get_reader``; MSRA ``subjects``).
-    refiner_crops: also write the centre refiner's crop of each frame (see
-      the module docstring).
-    refiner_jitter_mm: standard deviation per axis of the offset added to
-      the rough centre of a refiner crop.
-    refiner_near_share: share of refiner crops around the example's centre
-      instead (see the module docstring).
-    refiner_near_jitter_mm: standard deviation per axis of their offset.
+    refiner_crops: also write each frame's centre refiner crop, cut as a
+      ``records_manifest.RefinerCrops`` or a stage name of
+      ``records_manifest.REFINER_STAGES`` says (see the module docstring);
+      None for none.
     progress: show a progress bar over frames.
 
   Returns:
@@ -217,13 +209,16 @@ def prepare(dataset, data_dir, split, out_dir, *, centres="computed",
     raise ValueError("v2v_centres applies to a centre file only")
   shards = _plan_shards(reader, split, num_shards)
   refiner = None
-  if refiner_crops:
-    refiner = {"crop_size": geometry.REFINER_CROP_SIZE,
-               "cube_factor": geometry.REFINER_CUBE_FACTOR,
-               "jitter_mm": float(refiner_jitter_mm),
-               "near_share": float(refiner_near_share),
-               "near_jitter_mm": float(refiner_near_jitter_mm),
-               "seed": int(cube_seed)}
+  if refiner_crops is not None:
+    settings = records_manifest.REFINER_STAGES.get(refiner_crops,
+                                                   refiner_crops)
+    if not isinstance(settings, records_manifest.RefinerCrops):
+      raise ValueError(f"refiner_crops: {refiner_crops!r} is neither a "
+                       f"RefinerCrops nor one of "
+                       f"{sorted(records_manifest.REFINER_STAGES)}")
+    refiner = {**{k: float(v) for k, v in
+                  dataclasses.asdict(settings).items()},
+               "crop_size": int(settings.crop_size), "seed": int(cube_seed)}
   manifest = {
       "complete": False,
       "dataset": dataset,
@@ -499,8 +494,7 @@ def _refiner_input(frame, centre, cube, job, index):
                    frame=frame.frame_id) from None
   settings = job.refiner
   draws = np.random.default_rng((settings["seed"], index))
-  # Records of before the near crops have no near_share: none are near.
-  if draws.random() < settings.get("near_share", 0.0):
+  if draws.random() < settings["near_share"]:
     rough, jitter_mm = centre, settings["near_jitter_mm"]
   else:
     jitter_mm = settings["jitter_mm"]

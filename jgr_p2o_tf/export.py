@@ -15,11 +15,12 @@ graphs for onnxruntime and OpenVINO (``jgr_p2o_tf.onnx_export``). The cube
 edges come from the manifest of the run's training records, or from
 ``--cube_mm``.
 
-``--centre_refiner_dir`` (a ``train --task=centre`` run) bundles the centre
-refiner into the SavedModel: its ``serving_default`` then takes the depth
-frames and intrinsics only and finds the hand itself (rough centre, then
-``--refiner_iterations`` refinement steps), and the signature with a centre
-is ``full_frame_with_centre`` (``saved_model_contract``).
+``--centre_refiner_dir`` (``train --task=centre`` runs, e.g. the demo's
+coarse and fine refiners) bundles centre refiners into the SavedModel: its
+``serving_default`` then takes the depth frames and intrinsics only and
+finds the hand itself (rough centre, then one refinement step per listed
+run), and the signature with a centre is ``full_frame_with_centre``
+(``saved_model_contract``).
 """
 
 from absl import flags
@@ -56,13 +57,11 @@ _OVERWRITE = flags.DEFINE_boolean(
     "overwrite", False, "Replace an export of the same format already at "
     "--export_dir.")
 
-_CENTRE_REFINER_DIR = flags.DEFINE_string(
-    "centre_refiner_dir", None, "A centre refiner's run (python -m "
-    "jgr_p2o_tf.train --task=centre) to bundle: serving_default then takes "
-    "no centre. SavedModel only.")
-_REFINER_ITERATIONS = flags.DEFINE_integer(
-    "refiner_iterations", None, "Refinement steps of the bundled refiner; "
-    "default: geometry.REFINER_ITERATIONS.", lower_bound=1)
+_CENTRE_REFINER_DIR = flags.DEFINE_list(
+    "centre_refiner_dir", [], "Centre refiner runs (python -m "
+    "jgr_p2o_tf.train --task=centre) to bundle, one per refinement step in "
+    "this order (a run listed twice is applied twice): serving_default "
+    "then takes no centre. SavedModel only.")
 
 flags.mark_flags_as_required(["model_dir", "export_dir"])
 
@@ -93,8 +92,7 @@ def main(argv):
         jit_compile=_JIT_COMPILE.value,
         fold_batch_norm_layers=_FOLD_BATCH_NORM.value,
         overwrite=_OVERWRITE.value,
-        centre_refiner_dir=_CENTRE_REFINER_DIR.value,
-        refiner_iterations=_REFINER_ITERATIONS.value)
+        centre_refiner_dirs=_CENTRE_REFINER_DIR.value)
     entry_points = f"signatures {', '.join(metadata['signatures'])}"
   cli.write_flags(_EXPORT_DIR.value)
   print(f"exported {metadata['source']} to {_EXPORT_DIR.value}: "

@@ -90,21 +90,20 @@ def full_frame_signature(with_centre=True):
           intrinsics]
 
 
-def find_hand(depth, intrinsics, rough_centre, refine, refiner_cube,
-              refiner_size, iterations):
-  """The hand centre of full frames, in the graph: rough centre → refiner.
+def find_hand(depth, intrinsics, rough_centre, steps):
+  """The hand centre of full frames, in the graph: rough centre → refiners.
 
   ``rough_centre`` (``centres.compute_centre_in_graph`` with the pose cube),
-  then ``iterations`` times: the refiner crop around the centre
-  (``geometry.crop_affine``, ``crop_depth_in_graph``) → ``refine`` → the
-  centre moved by its offset (``geometry.apply_offset``).
+  then per refinement step: the step's refiner crop around the centre
+  (``geometry.crop_affine``, ``crop_depth_in_graph``) → its offset → the
+  centre moved by it (``geometry.apply_offset``).
 
   Args:
     depth: (B, H, W) float32 mm; intrinsics: (B, 4).
     rough_centre: ``f(depth, intrinsics) → (centre (B, 3), found (B,))``.
-    refine: ``f(crops (B, R, R, 1)) → (B, 3)`` normalized offsets.
-    refiner_cube: (3,) refiner cube edges in mm; refiner_size: R.
-    iterations: refinement steps.
+    steps: per step (``refine``, cube_mm, size): ``refine(crops (B, R, R,
+      1)) → (B, 3)`` normalized offsets, the (3,) cube edges in mm and R of
+      its crops.
 
   Returns:
     (centre_xyz (B, 3), found (B,) bool). Nothing is found in a frame without
@@ -119,16 +118,15 @@ def find_hand(depth, intrinsics, rough_centre, refine, refiner_cube,
   batch = tf.shape(depth)[0]
   fallback = tf.broadcast_to(tf.constant(NO_HAND_CENTRE_XYZ, tf.float32),
                              [batch, 3])
-  cube = tf.constant(refiner_cube, tf.float32)
-  for _ in range(iterations):
+  for refine, cube_mm, size in steps:
+    cube = tf.constant(cube_mm, tf.float32)
     centre = tf.where(found[:, None], centre, fallback)
     affine = geometry.crop_affine(geometry.xyz_to_uvd(centre, intrinsics),
-                                  cube, intrinsics, refiner_size)
+                                  cube, intrinsics, size)
     crop = geometry.crop_depth_in_graph(depth[..., None], affine,
                                         centre[:, 2], tf.fill([batch], cube[2]),
-                                        refiner_size)
-    centre = geometry.apply_offset(centre, refine(crop), refiner_cube,
-                                   intrinsics)
+                                        size)
+    centre = geometry.apply_offset(centre, refine(crop), cube_mm, intrinsics)
     found &= centre[:, 2] > 0
   return tf.where(found[:, None], centre, fallback), found
 
@@ -199,19 +197,18 @@ def frame_joints(joints_uvz, affine, centre_xyz, intrinsics, cube, crop_size):
 
 
 def serving_module(model, cube, crop_size, metadata_path, jit_compile,
-                   convention, refiner=None, refiner_iterations=0,
-                   refiner_network=None):
+                   convention, refiners=()):
   """The tf.Module that is saved: weights, metadata asset, its functions.
 
   ``full_frame`` is ``frame_crops`` → the network → ``frame_joints``;
   ``onnx_export`` converts ``crop`` and those two parts (with
-  ``jit_compile=False``). With a ``refiner`` (``centre_refiner``), the
+  ``jit_compile=False``). With ``refiners`` (``centre_refiner``), the
   module also has ``find_hand_and_pose(depth, intrinsics)``: ``find_hand``
   → ``full_frame``'s steps, with the centre used and ``hand_found`` among
   its outputs, and NaN joints where no hand was found (nothing in the
   frame, or nothing inside the pose cube around the refined centre).
-  ``refiner_network`` computes what the refiner computes (its BN-folded
-  copy); default the refiner itself.
+  ``refiners``: per refinement step (CentreRefiner, network), the network
+  computing what the refiner computes (it or its BN-folded copy).
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from jgr_p2o_tf.datasets import centres  # pylint: disable=g-import-not-at-top
@@ -250,12 +247,18 @@ def serving_module(model, cube, crop_size, metadata_path, jit_compile,
 
   module.crop = crop
   module.full_frame = full_frame
-  if refiner is None:
+  if not refiners:
     return module
-  refiner_network = refiner_network or refiner
-  module.refiner_variables = list(refiner_network.variables)
-  refine = tf.function(lambda crop: refiner_network(crop, training=False),
-                       jit_compile=jit_compile)
+  # One function and one copy of the weights per refiner, however many
+  # steps it serves.
+  networks = {id(network): network for _, network in refiners}
+  functions = {key: tf.function(
+      lambda crop, network=network: network(crop, training=False),
+      jit_compile=jit_compile) for key, network in networks.items()}
+  steps = [(functions[id(network)], refiner.cube_mm, refiner.input_size)
+           for refiner, network in refiners]
+  module.refiner_variables = [v for network in networks.values()
+                              for v in network.variables]
   # Under XLA the rough centre's loop over the frame's pixels is one kernel
   # per step instead of a dozen ops (compiled once per frame size).
   rough_centre = tf.function(
@@ -264,9 +267,8 @@ def serving_module(model, cube, crop_size, metadata_path, jit_compile,
 
   @tf.function(input_signature=full_frame_signature(with_centre=False))
   def find_hand_and_pose(depth, intrinsics):
-    centre_xyz, hand_found = find_hand(
-        depth, intrinsics, rough_centre, refine, refiner.cube_mm,
-        refiner.input_size, refiner_iterations)
+    centre_xyz, hand_found = find_hand(depth, intrinsics, rough_centre,
+                                       steps)
     depth_crop, affine = frame_crops(depth, centre_xyz, intrinsics, cube,
                                      crop_size)
     # A hand is found where its pose crop holds depth inside the pose cube.
@@ -382,8 +384,7 @@ def start_partial_export(export_dir, metadata_file, metadata):
 def export_saved_model(keras_model, export_dir, *, skeleton, cube_mm,
                        camera=None, dataset=None, crop_size=None,
                        jit_compile=True, fold_batch_norm_layers=True,
-                       overwrite=False, source=None, centre_refiner=None,
-                       refiner_iterations=None):
+                       overwrite=False, source=None, centre_refiners=()):
   """Writes ``keras_model`` as a SavedModel (see ``saved_model_contract``).
 
   The directory is written under ``{export_dir}.partial`` and swapped in
@@ -406,11 +407,10 @@ def export_saved_model(keras_model, export_dir, *, skeleton, cube_mm,
       (``batch_norm_folding``).
     overwrite: replace an existing SavedModel at ``export_dir``.
     source: where the model came from, for the metadata.
-    centre_refiner: optional (CentreRefiner, source path): bundled, it makes
+    centre_refiners: (CentreRefiner, source path) per refinement step, in
+      order (the same refiner may serve several steps): bundled, they make
       ``serving_default`` find the hand itself (``find_hand``), and the
       signature with a centre becomes ``full_frame_with_centre``.
-    refiner_iterations: its refinement steps; default
-      ``geometry.REFINER_ITERATIONS``.
 
   Returns:
     The metadata dict (also written to ``{export_dir}/metadata.json``).
@@ -441,28 +441,24 @@ def export_saved_model(keras_model, export_dir, *, skeleton, cube_mm,
       dataset=dataset, dtype_policy=policy, jit_compile=jit_compile,
       batch_norm_folded=num_folded, source=source,
       coordinate_convention=convention)
-  refiner = refiner_network = None
-  if centre_refiner is not None:
-    refiner, refiner_source = centre_refiner
-    refiner_network = refiner
-    if fold_batch_norm_layers:
-      refiner_network, _ = batch_norm_folding.fold_batch_norm(refiner)
-    if refiner_iterations is None:
-      refiner_iterations = geometry.REFINER_ITERATIONS
-    if refiner_iterations < 1:
-      raise ValueError(f"refiner_iterations must be at least 1, got "
-                       f"{refiner_iterations}")
-    metadata = saved_model_contract.with_centre_refiner(
-        metadata, iterations=refiner_iterations, cube_mm=refiner.cube_mm,
-        crop_size=refiner.input_size, source=refiner_source)
+  folded = {}
+  for refiner, _ in centre_refiners:
+    if id(refiner) not in folded:
+      folded[id(refiner)] = (
+          batch_norm_folding.fold_batch_norm(refiner)[0]
+          if fold_batch_norm_layers else refiner)
+  refiners = [(refiner, folded[id(refiner)]) for refiner, _ in centre_refiners]
+  if refiners:
+    metadata = saved_model_contract.with_centre_refiners(metadata, [
+        {"cube_mm": refiner.cube_mm, "crop_size": refiner.input_size,
+         "source": source} for refiner, source in centre_refiners])
   partial, metadata_path = start_partial_export(
       export_dir, saved_model_contract.METADATA_FILE, metadata)
   module = serving_module(keras_model, metadata["cube_mm"], model_size,
-                          metadata_path, jit_compile, convention, refiner,
-                          refiner_iterations or 0, refiner_network)
+                          metadata_path, jit_compile, convention, refiners)
   signatures = {saved_model_contract.SIGNATURE_CROP:
                     module.crop.get_concrete_function()}
-  if refiner is None:
+  if not refiners:
     signatures[saved_model_contract.SIGNATURE_FULL_FRAME] = (
         module.full_frame.get_concrete_function())
   else:
@@ -537,20 +533,22 @@ def load_centre_refiner(refiner_dir):
 def export_from_model_dir(model_dir, export_dir, *, model=None, cube_mm=None,
                           mixed_precision="none", jit_compile=True,
                           fold_batch_norm_layers=True, overwrite=False,
-                          centre_refiner_dir=None, refiner_iterations=None):
+                          centre_refiner_dirs=()):
   """Exports a training run's model (what the CLI does).
 
-  See ``load_run`` for where the skeleton, cube edges and camera come from.
+  See ``load_run`` for where the skeleton, cube edges and camera come from;
+  ``centre_refiner_dirs``: refiner runs, one per refinement step.
 
   Returns:
     The metadata dict.
   """
   keras_model, arguments = load_run(model_dir, model, cube_mm,
                                     mixed_precision)
-  refiner = (None if centre_refiner_dir is None
-             else load_centre_refiner(centre_refiner_dir))
+  loaded = {}  # a run listed for several steps is one refiner
+  for refiner_dir in centre_refiner_dirs:
+    if refiner_dir not in loaded:
+      loaded[refiner_dir] = load_centre_refiner(refiner_dir)
   return export_saved_model(
       keras_model, export_dir, jit_compile=jit_compile,
       fold_batch_norm_layers=fold_batch_norm_layers, overwrite=overwrite,
-      centre_refiner=refiner, refiner_iterations=refiner_iterations,
-      **arguments)
+      centre_refiners=[loaded[d] for d in centre_refiner_dirs], **arguments)

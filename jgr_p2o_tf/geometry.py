@@ -371,19 +371,12 @@ def crop_depth_in_graph(depth_mm, affine, centre_z, cube_z,
                          cube_z[:, None, None, None])
 
 
-# The centre refiner's crop (``centre_refiner``): the pose crop's geometry
-# with a larger cube and a smaller image.
-REFINER_CROP_SIZE = 64
-# Refiner cube edge / pose cube edge: a 250 mm pose cube gives 400 mm, which
-# still holds a hand whose rough centre is off by ~100 mm.
-REFINER_CUBE_FACTOR = 1.6
-# Refinement steps of a full-frame prediction (DeepPrior++ iterates too):
-# each cuts the refiner's crop again around the last centre.
-REFINER_ITERATIONS = 2
+def refiner_cube(pose_cube_mm, factor):
+  """(3,) float32 refiner cube edges: ``factor`` times the pose cube's.
 
-
-def refiner_cube(pose_cube_mm, factor=REFINER_CUBE_FACTOR):
-  """(3,) float32 refiner cube edges for a pose cube."""
+  A centre refiner's crop (``centre_refiner``) is the pose crop's geometry
+  with its own cube and image size (``records_manifest.RefinerCrops``).
+  """
   return cube_vector(pose_cube_mm) * np.float32(factor)
 
 
@@ -417,9 +410,7 @@ def apply_offset(rough_xyz, offset, cube_mm, intrinsics):
       np.asarray(cube_mm, np.float32) / 2.0)
 
 
-def refiner_crop(depth_mm, centre_xyz, cube_mm, camera,
-                 crop_size=REFINER_CROP_SIZE):
+def refiner_crop(depth_mm, centre_xyz, cube_mm, camera, crop_size):
   """(S, S, 1) float32 refiner input around ``centre_xyz`` (NumPy)."""
-  crop, _ = crop_depth(depth_mm, centre_xyz, cube_mm, camera,
-                                crop_size)
+  crop, _ = crop_depth(depth_mm, centre_xyz, cube_mm, camera, crop_size)
   return crop[..., None]

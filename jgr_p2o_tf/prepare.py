@@ -15,6 +15,7 @@ A bad frame stops the run with one line naming the file and frame (finished
 shards are kept; rerun to resume), or is skipped with --skip_bad.
 """
 
+import dataclasses
 import os
 
 from absl import flags
@@ -67,17 +68,24 @@ flags.DEFINE_bool("refiner_crops", False,
                   "Also write each frame's centre refiner crop, around its "
                   "computed centre moved at random (python -m "
                   "jgr_p2o_tf.train --task=centre trains on them).")
-flags.DEFINE_float("refiner_jitter_mm", records_manifest.REFINER_JITTER_MM,
+flags.DEFINE_enum("refiner_stage", "coarse",
+                  list(records_manifest.REFINER_STAGES),
+                  "Which refinement step's crops (their size, and the "
+                  "defaults of the four flags below): "
+                  "records_manifest.REFINER_STAGES.")
+flags.DEFINE_float("refiner_jitter_mm", None,
                    "Standard deviation per axis of the random move of the "
                    "refiner crops' rough centres.", lower_bound=0.0)
-flags.DEFINE_float("refiner_near_share", records_manifest.REFINER_NEAR_SHARE,
+flags.DEFINE_float("refiner_near_share", None,
                    "Share of refiner crops cut around the frame's own centre "
-                   "moved at random instead (what a second refinement step "
-                   "sees).", lower_bound=0.0, upper_bound=1.0)
-flags.DEFINE_float("refiner_near_jitter_mm",
-                   records_manifest.REFINER_NEAR_JITTER_MM,
+                   "moved at random instead.", lower_bound=0.0,
+                   upper_bound=1.0)
+flags.DEFINE_float("refiner_near_jitter_mm", None,
                    "Standard deviation per axis of those crops' random move.",
                    lower_bound=0.0)
+flags.DEFINE_float("refiner_cube_factor", None,
+                   "Edge of the refiner crops' cube over the pose cube's.",
+                   lower_bound=0.5)
 flags.mark_flags_as_required(["dataset", "data_dir", "split", "out_dir"])
 
 
@@ -95,6 +103,18 @@ def _cubes(profile):
   return None, None
 
 
+def _refiner_crops():
+  """The RefinerCrops --refiner_crops asks for, or None."""
+  if not FLAGS.refiner_crops:
+    return None
+  stage = records_manifest.REFINER_STAGES[FLAGS.refiner_stage]
+  given = {field: FLAGS[f"refiner_{field}"].value
+           for field in ("cube_factor", "jitter_mm", "near_share",
+                         "near_jitter_mm")}
+  return dataclasses.replace(
+      stage, **{k: v for k, v in given.items() if v is not None})
+
+
 def main(argv):
   if len(argv) > 1:
     raise ValueError(f"unexpected arguments {argv[1:]}")
@@ -110,10 +130,7 @@ def main(argv):
       crop=FLAGS.crop,
       num_shards=FLAGS.num_shards, workers=FLAGS.workers,
       skip_bad=FLAGS.skip_bad, reader_kwargs=reader_kwargs,
-      refiner_crops=FLAGS.refiner_crops,
-      refiner_jitter_mm=FLAGS.refiner_jitter_mm,
-      refiner_near_share=FLAGS.refiner_near_share,
-      refiner_near_jitter_mm=FLAGS.refiner_near_jitter_mm)
+      refiner_crops=_refiner_crops())
   counts = manifest["counts"]
   print(f"{FLAGS.out_dir}: {counts['written']} crops in "
         f"{len(manifest['shards'])} shards, {counts['skipped']} frames "

@@ -15,6 +15,7 @@ what the crops are (skeleton, num_joints, camera) and the progress:
    "subjects": {subject: {"shards", "written", "skipped"}}}  # MSRA only
 """
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -25,16 +26,44 @@ MANIFEST_FILE = "manifest.json"
 # Frames per shard when the shard count is not given: ~37 MB files, enough
 # shards of a large split to interleave when reading.
 FRAMES_PER_SHARD = 1000
-# data_prep --refiner_crops: standard deviation per axis of the random offset
-# added to the rough centre of a refiner crop. The rough centres' own errors
-# are mostly under ~50 mm but reach 100+ mm; the refiner must correct both.
-REFINER_JITTER_MM = 30.0
-# data_prep --refiner_crops: the share of refiner crops cut around the
-# example's own centre moved by N(0, REFINER_NEAR_JITTER_MM) per axis instead
-# of around the rough one: what the refiner's second step sees (one step
-# leaves ~8 mm per axis), which crops around rough centres alone rarely show.
-REFINER_NEAR_SHARE = 0.5
-REFINER_NEAR_JITTER_MM = 8.0
+
+
+@dataclasses.dataclass(frozen=True)
+class RefinerCrops:
+  """How data_prep --refiner_crops cuts a centre refiner's training crops.
+
+  Each example's refiner crop is cut around its rough centre
+  (``compute_centre``) moved by N(0, ``jitter_mm``) per axis or, for a share
+  ``near_share`` of the frames, around its own centre moved by
+  N(0, ``near_jitter_mm``), with a cube ``cube_factor`` times the pose cube,
+  ``crop_size`` pixels square.
+
+  Attributes:
+    crop_size: S of the crops (a multiple of 4: the refiner votes at S/4).
+    cube_factor: refiner cube edge / pose cube edge.
+    jitter_mm: standard deviation per axis of a rough centre's random move.
+    near_share: share of crops around the example's own centre instead.
+    near_jitter_mm: standard deviation per axis of their random move.
+  """
+  crop_size: int
+  cube_factor: float
+  jitter_mm: float
+  near_share: float
+  near_jitter_mm: float
+
+
+# The refinement steps' training crops (``centre_refiner``): "coarse" finds
+# the hand from the rough centre, whose errors are mostly under ~50 mm but
+# reach 100+ mm, in a cube 1.6× the pose cube (400 mm for 250), with half of
+# its crops near the true centre (what its own second step would see);
+# "fine" corrects what coarse leaves (~7 mm per axis) in the pose cube
+# itself, where a 64×64 crop has 1.6× the resolution.
+REFINER_STAGES = {
+    "coarse": RefinerCrops(crop_size=64, cube_factor=1.6, jitter_mm=30.0,
+                           near_share=0.5, near_jitter_mm=8.0),
+    "fine": RefinerCrops(crop_size=64, cube_factor=1.0, jitter_mm=30.0,
+                         near_share=1.0, near_jitter_mm=10.0),
+}
 
 
 def manifest_path(split_dir):

@@ -16,7 +16,7 @@ two signatures, all TensorFlow graph (no Python is needed to serve it):
     (B, S/4, S/4, J) of the last stack.
 
 An export that bundles a centre refiner (``export --centre_refiner_dir``,
-metadata ``centre_refiner``: its iterations, cube and crop size) finds the
+metadata ``centre_refiner``: the cube and crop size of each step) finds the
 hand itself, so its ``SIGNATURE_FULL_FRAME`` takes ``depth`` and
 ``intrinsics`` only and also returns ``centre_xyz`` (B, 3), the centre it
 cropped around, and ``hand_found`` (B,) bool; where no hand was found the
@@ -110,12 +110,17 @@ def metadata(*, skeleton, cube_mm, crop_size, output_grid, num_stacks,
   }
 
 
-def with_centre_refiner(metadata, *, iterations, cube_mm, crop_size, source):
-  """The metadata of an export that bundles a centre refiner.
+def with_centre_refiners(metadata, steps):
+  """The metadata of an export that bundles centre refiners.
 
   Its full-frame signature takes no centre and returns the centre and
   ``hand_found``; the signature with a centre moves to
   ``SIGNATURE_FULL_FRAME_WITH_CENTRE``.
+
+  Args:
+    metadata: the export's metadata without refiners.
+    steps: per refinement step, in order, a dict of the refiner's "cube_mm"
+      (3,), "crop_size" and "source" (its path, or None).
   """
   signatures = dict(metadata["signatures"])
   with_centre = signatures[SIGNATURE_FULL_FRAME]
@@ -124,17 +129,18 @@ def with_centre_refiner(metadata, *, iterations, cube_mm, crop_size, source):
   outputs = {k: f"{v}; NaN where no hand was found"
              for k, v in with_centre["outputs"].items()}
   outputs["centre_xyz"] = ("(B, 3) float32 hand centre in mm the crop was "
-                           "cut around (rough centre, then the refiner)")
+                           "cut around (rough centre, then the refiners)")
   outputs["hand_found"] = ("(B,) bool: False for a frame without depth or "
-                           "without depth in the refiner cube around the "
+                           "without depth in the pose cube around the "
                            "centre")
   signatures[SIGNATURE_FULL_FRAME] = {"inputs": inputs, "outputs": outputs}
   signatures[SIGNATURE_FULL_FRAME_WITH_CENTRE] = with_centre
   return {**metadata, "signatures": signatures, "centre_refiner": {
-      "iterations": int(iterations),
-      "cube_mm": [float(c) for c in cube_mm],
-      "crop_size": int(crop_size),
-      "source": None if source is None else os.fspath(source)}}
+      "steps": [{"cube_mm": [float(c) for c in step["cube_mm"]],
+                 "crop_size": int(step["crop_size"]),
+                 "source": (None if step["source"] is None
+                            else os.fspath(step["source"]))}
+                for step in steps]}}
 
 
 def check_format(metadata, path, expected_format=FORMAT,

@@ -59,7 +59,7 @@ def refiner_records(synthetic_records):
   out_dir = os.path.join(root, "refiner_records", "train")
   data_preparation.prepare("synthetic", os.path.join(root, "raw"), "train",
                            out_dir, centres="ground_truth", num_shards=2,
-                           refiner_crops=True, progress=False)
+                           refiner_crops="coarse", progress=False)
   return out_dir
 
 
@@ -78,14 +78,27 @@ def trained_refiner(refiner_records, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def refiner_export(trained_refiner, tmp_path_factory):
-  """A small pose model exported with the tiny refiner bundled:
+def refiner_steps(trained_refiner):
+  """Two refinement steps as the demo's, (CentreRefiner, source) each: the
+  tiny refiner, then the same weights in the pose cube (250 mm), so that
+  the steps differ in cube as the demo's coarse and fine refiners do."""
+  from jgr_p2o_tf import centre_refiner  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import exporter  # pylint: disable=g-import-not-at-top
+  coarse, source = exporter.load_centre_refiner(trained_refiner)
+  fine = centre_refiner.CentreRefiner.from_config(
+      {**coarse.get_config(), "cube_mm": [250.0] * 3})
+  fine.set_weights(coarse.get_weights())
+  return [(coarse, source), (fine, None)]
+
+
+@pytest.fixture(scope="session")
+def refiner_export(refiner_steps, tmp_path_factory):
+  """A small pose model exported with ``refiner_steps`` bundled:
   (export_dir, metadata)."""
   from jgr_p2o_tf import exporter  # pylint: disable=g-import-not-at-top
   from tests import test_export  # pylint: disable=g-import-not-at-top
   export_dir = tmp_path_factory.mktemp("refined") / "saved_model"
   metadata = exporter.export_saved_model(
       test_export.small_model(), export_dir, skeleton="icvl", cube_mm=250.0,
-      dataset="icvl", jit_compile=False,
-      centre_refiner=exporter.load_centre_refiner(trained_refiner))
+      dataset="icvl", jit_compile=False, centre_refiners=refiner_steps)
   return export_dir, metadata

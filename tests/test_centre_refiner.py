@@ -35,9 +35,12 @@ def test_keras_round_trip(tmp_path):
 
 
 def test_flops_are_a_small_fraction_of_the_pose_network():
-  refiner = centre_refiner.CentreRefiner()
-  # The pose network of the paper costs 0.72 GFLOP a frame.
-  assert flops.count_flops(refiner)["total"] < 0.1 * 0.72e9
+  # The pose network of the paper costs 0.72 GFLOP a frame; the demo's two
+  # steps together stay under a sixth of it.
+  total = sum(flops.count_flops(centre_refiner.CentreRefiner(
+      input_size=stage.crop_size))["total"]
+              for stage in records_manifest.REFINER_STAGES.values())
+  assert total < 0.72e9 / 6
 
 
 def test_voting_returns_the_chosen_pixels_vote():
@@ -59,7 +62,7 @@ def test_offsets_are_in_crop_axes_and_invert():
   """A camera with fy < 0 (NYU) flips y; apply_offset undoes the target."""
   rough = np.array([[10.0, -20.0, 500.0]], np.float32)
   target = np.array([[40.0, 0.0, 470.0]], np.float32)
-  cube = geometry.refiner_cube(250.0)
+  cube = geometry.refiner_cube(250.0, 1.6)
   for camera in (dataset_profiles.ICVL.camera, dataset_profiles.NYU.camera):
     intrinsics = camera.intrinsics[None]
     offset = geometry.normalized_offset(rough, target, cube, intrinsics)
@@ -91,8 +94,9 @@ def test_records_hold_the_refiner_crop_of_the_moved_centre(
   paths = records_manifest.shard_paths(refiner_records, manifest)
   serialized = next(iter(tf.data.TFRecordDataset(paths).batch(8)))
   parsed = tfrecords.parse_refiner_example(serialized, settings["crop_size"])
-  cube = geometry.refiner_cube(manifest["cube_mm"],
-                                     settings["cube_factor"])
+  coarse = dataclasses.asdict(records_manifest.REFINER_STAGES["coarse"])
+  assert {k: settings[k] for k in coarse} == coarse
+  cube = geometry.refiner_cube(manifest["cube_mm"], settings["cube_factor"])
   near_frames = 0
   for index in range(8):
     frame = reader.read(index)
@@ -140,8 +144,8 @@ def test_trained_refiner_moves_a_displaced_centre_towards_the_hand(
                         np.float32)
   moved = truth + 60.0 * directions
   refined = centre_refiner.refine_centres(
-      refiner, [f.depth_mm for f in frames], [f.camera for f in frames],
-      moved, iterations=1)
+      [refiner], [f.depth_mm for f in frames], [f.camera for f in frames],
+      moved)
   correction = refined - moved
   # It moves back along the displacement, and ends nearer the hand.
   assert np.mean(np.sum(correction * -directions, axis=1) > 0) >= 0.9
@@ -184,14 +188,14 @@ def _test_frames(synthetic_records, count):
 
 
 def test_export_finds_the_hand_as_the_numpy_path_does(
-    synthetic_records, trained_refiner, refiner_export):
-  """serving_default's centre is compute_centre → refiner steps; given that
-  centre, full_frame_with_centre gives the same joints; an empty frame has
-  no hand and NaN joints."""
+    synthetic_records, refiner_steps, refiner_export):
+  """serving_default's centre is compute_centre → the refinement steps, each
+  in its own cube; given that centre, full_frame_with_centre gives the same
+  joints; an empty frame has no hand and NaN joints."""
   from jgr_p2o_tf import inference  # pylint: disable=g-import-not-at-top
   export_dir, metadata = refiner_export
-  assert metadata["centre_refiner"]["iterations"] == (
-      geometry.REFINER_ITERATIONS)
+  assert [step["cube_mm"] for step in metadata["centre_refiner"]["steps"]] == [
+      refiner.cube_mm for refiner, _ in refiner_steps]
   frames = _test_frames(synthetic_records, 2)
   depth = np.stack([f.depth_mm for f in frames] +
                    [np.zeros_like(frames[0].depth_mm)])
@@ -201,14 +205,15 @@ def test_export_finds_the_hand_as_the_numpy_path_does(
   found = predictor.predict(depth, None, camera)
   np.testing.assert_array_equal(found["hand_found"], [True, True, False])
   assert np.all(np.isnan(found["joints_xyz"][2]))
-  refiner = keras.saving.load_model(
-      os.path.join(trained_refiner, run_dir.LAST_MODEL))
   rough = np.stack([centres.compute_centre(
       f.depth_mm, f.camera, cube_mm=250.0,
       pixel_stride=centres.GRAPH_PIXEL_STRIDE) for f in frames])
-  expected = centre_refiner.refine_centres(
-      refiner, depth[:2], [camera] * 2, rough,
-      iterations=geometry.REFINER_ITERATIONS)
+  steps = centre_refiner.refined_centres(
+      [refiner for refiner, _ in refiner_steps], depth[:2], [camera] * 2,
+      rough)
+  # The second step moves the centre: the cascade is not one step.
+  assert np.all(np.linalg.norm(steps[1] - steps[0], axis=-1) > 0.01)
+  expected = steps[-1]
   np.testing.assert_allclose(found["centre_xyz"][:2], expected, atol=0.5)
   given = predictor.predict(depth[:2], found["centre_xyz"][:2], camera)
   np.testing.assert_allclose(given["joints_xyz"], found["joints_xyz"][:2],

@@ -4,8 +4,9 @@
 a ``tf.function`` without XLA; "xla" the same call compiled
 (``tf.function(jit_compile=True)``, or under JAX ``jax.jit`` of
 ``model.stateless_call``); "saved_model" the exported signatures loaded back, and the full-frame
-signature of an export bundling a centre refiner (untrained: its cost does
-not depend on its weights), which finds the hand itself.
+signature of an export bundling centre refiners (the demo's coarse and fine
+steps, untrained: their cost does not depend on their weights), which finds
+the hand itself.
 Each gives one row per batch size.
 """
 
@@ -13,6 +14,7 @@ import os
 import tempfile
 
 from jgr_p2o_tf import geometry
+from jgr_p2o_tf import records_manifest
 from jgr_p2o_tf import saved_model_contract
 from jgr_p2o_tf.benchmark import timing
 from jgr_p2o_tf.benchmark import workload
@@ -164,14 +166,18 @@ def _refined_full_frame_rows(model, root, full_frame_rows, settings, log):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from jgr_p2o_tf import centre_refiner  # pylint: disable=g-import-not-at-top
   from jgr_p2o_tf import exporter  # pylint: disable=g-import-not-at-top
-  log("saved_model: exporting with a centre refiner")
+  log("saved_model: exporting with centre refiners")
   export_dir = os.path.join(root, "saved_model_refiner")
-  refiner = centre_refiner.CentreRefiner(
-      cube_mm=geometry.refiner_cube(workload.DATASET.cube_mm))
+  # The demo's steps: a refiner per stage of REFINER_STAGES, in order.
+  stages = records_manifest.REFINER_STAGES
+  refiners = [(centre_refiner.CentreRefiner(
+      input_size=stage.crop_size, cube_mm=geometry.refiner_cube(
+          workload.DATASET.cube_mm, stage.cube_factor)), None)
+              for stage in stages.values()]
   exporter.export_saved_model(model, export_dir, skeleton=workload.SKELETON,
                               cube_mm=workload.DATASET.cube_mm,
                               dataset=workload.DATASET.name,
-                              centre_refiner=(refiner, None))
+                              centre_refiners=refiners)
   find_and_pose = tf.saved_model.load(export_dir).signatures[
       saved_model_contract.SIGNATURE_FULL_FRAME]
 
@@ -184,7 +190,7 @@ def _refined_full_frame_rows(model, root, full_frame_rows, settings, log):
   camera = workload.DATASET.camera
   rows = _inference_rows(
       "saved_model", f"'{saved_model_contract.SIGNATURE_FULL_FRAME}' with "
-      f"centre refiner ({geometry.REFINER_ITERATIONS} steps), "
+      f"centre refiners ({' + '.join(stages)}), "
       f"{camera.width}×{camera.height} frame, no centre", make_call,
       settings, log)
   for row in rows:
