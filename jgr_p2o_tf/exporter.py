@@ -21,7 +21,9 @@ Speed: the network (the part of both signatures behind the crop) is one
 ``ImageProjectiveTransformV3`` has no XLA kernel, and outside XLA any frame
 size is served without recompiling (XLA compiles once per batch size, not per
 H × W). Batch normalization is folded into the preceding convolutions first
-(``batch_norm_folding``).
+(``batch_norm_folding``). An export that finds the hand compiles the whole
+search (rough centre, the refiners' crops by gathers, the refiners) as one
+XLA computation per frame size (``find_hand``).
 """
 
 import ctypes
@@ -90,17 +92,18 @@ def full_frame_signature(with_centre=True):
           intrinsics]
 
 
-def find_hand(depth, intrinsics, rough_centre, steps):
+def find_hand(depth, intrinsics, pose_cube, steps):
   """The hand centre of full frames, in the graph: rough centre → refiners.
 
-  ``rough_centre`` (``centres.compute_centre_in_graph`` with the pose cube),
-  then per refinement step: the step's refiner crop around the centre
-  (``geometry.crop_affine``, ``crop_depth_in_graph``) → its offset → the
-  centre moved by it (``geometry.apply_offset``).
+  ``centres.compute_centre_in_graph`` (with the pose cube), then per
+  refinement step: the step's refiner crop around the centre
+  (``geometry.crop_affine``, ``crop_depth_by_gather``) → its offset → the
+  centre moved by it (``geometry.apply_offset``). Every op compiles with
+  XLA, so that the export runs all of it as one computation.
 
   Args:
     depth: (B, H, W) float32 mm; intrinsics: (B, 4).
-    rough_centre: ``f(depth, intrinsics) → (centre (B, 3), found (B,))``.
+    pose_cube: (3,) cube edges of the pose crop in mm.
     steps: per step (``refine``, cube_mm, size): ``refine(crops (B, R, R,
       1)) → (B, 3)`` normalized offsets, the (3,) cube edges in mm and R of
       its crops.
@@ -112,9 +115,11 @@ def find_hand(depth, intrinsics, rough_centre, steps):
     that the rest of the graph can crop around.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf.datasets import centres  # pylint: disable=g-import-not-at-top
   depth = tf.ensure_shape(depth, (None, None, None), name="depth")
   intrinsics = tf.ensure_shape(intrinsics, (None, 4), name="intrinsics")
-  centre, found = rough_centre(depth, intrinsics)
+  centre, found = centres.compute_centre_in_graph(depth, intrinsics,
+                                                  cube_mm=pose_cube)
   batch = tf.shape(depth)[0]
   fallback = tf.broadcast_to(tf.constant(NO_HAND_CENTRE_XYZ, tf.float32),
                              [batch, 3])
@@ -123,9 +128,9 @@ def find_hand(depth, intrinsics, rough_centre, steps):
     centre = tf.where(found[:, None], centre, fallback)
     affine = geometry.crop_affine(geometry.xyz_to_uvd(centre, intrinsics),
                                   cube, intrinsics, size)
-    crop = geometry.crop_depth_in_graph(depth[..., None], affine,
-                                        centre[:, 2], tf.fill([batch], cube[2]),
-                                        size)
+    crop = geometry.crop_depth_by_gather(depth[..., None], affine,
+                                         centre[:, 2],
+                                         tf.fill([batch], cube[2]), size)
     centre = geometry.apply_offset(centre, refine(crop), cube_mm, intrinsics)
     found &= centre[:, 2] > 0
   return tf.where(found[:, None], centre, fallback), found
@@ -211,7 +216,6 @@ def serving_module(model, cube, crop_size, metadata_path, jit_compile,
   computing what the refiner computes (it or its BN-folded copy).
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from jgr_p2o_tf.datasets import centres  # pylint: disable=g-import-not-at-top
 
   module = tf.Module(name="jgr_p2o")
   # The variables, not the Keras model: saving then needs nothing of Keras,
@@ -249,26 +253,22 @@ def serving_module(model, cube, crop_size, metadata_path, jit_compile,
   module.full_frame = full_frame
   if not refiners:
     return module
-  # One function and one copy of the weights per refiner, however many
-  # steps it serves.
-  networks = {id(network): network for _, network in refiners}
-  functions = {key: tf.function(
-      lambda crop, network=network: network(crop, training=False),
-      jit_compile=jit_compile) for key, network in networks.items()}
-  steps = [(functions[id(network)], refiner.cube_mm, refiner.input_size)
+  steps = [(lambda crop, network=network: network(crop, training=False),
+            refiner.cube_mm, refiner.input_size)
            for refiner, network in refiners]
+  # One copy of the weights per refiner, however many steps it serves.
+  networks = {id(network): network for _, network in refiners}
   module.refiner_variables = [v for network in networks.values()
                               for v in network.variables]
-  # Under XLA the rough centre's loop over the frame's pixels is one kernel
-  # per step instead of a dozen ops (compiled once per frame size).
-  rough_centre = tf.function(
-      lambda depth, intrinsics: centres.compute_centre_in_graph(
-          depth, intrinsics, cube_mm=cube), jit_compile=jit_compile)
+  # The rough centre and every step as one XLA computation (compiled once
+  # per frame size): a dozen small kernels and launches fewer per frame.
+  find = tf.function(
+      lambda depth, intrinsics: find_hand(depth, intrinsics, cube, steps),
+      jit_compile=jit_compile)
 
   @tf.function(input_signature=full_frame_signature(with_centre=False))
   def find_hand_and_pose(depth, intrinsics):
-    centre_xyz, hand_found = find_hand(depth, intrinsics, rough_centre,
-                                       steps)
+    centre_xyz, hand_found = find(depth, intrinsics)
     depth_crop, affine = frame_crops(depth, centre_xyz, intrinsics, cube,
                                      crop_size)
     # A hand is found where its pose crop holds depth inside the pose cube.

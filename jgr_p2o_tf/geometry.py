@@ -371,6 +371,46 @@ def crop_depth_in_graph(depth_mm, affine, centre_z, cube_z,
                          cube_z[:, None, None, None])
 
 
+def crop_depth_by_gather(depth_mm, affine, centre_z, cube_z, crop_size):
+  """``crop_depth_in_graph`` in ops that XLA compiles (gathers).
+
+  ``ImageProjectiveTransformV3`` has no XLA kernel; this picks the same
+  pixels as its nearest-neighbour mode: each crop pixel's position in the
+  frame under the inverse affine, computed in the same order in float32,
+  rounded half away from zero as that kernel rounds, and 0 outside the
+  frame. The exported graph's hand finding (``exporter.find_hand``) crops
+  with it, so that its steps compile into one XLA computation.
+
+  Args:
+    depth_mm: (B, H, W, 1) float32 depth frames in mm.
+    affine: (B, 2, 3) crop affines (full frame → crop pixels).
+    centre_z: (B,) centre depths in mm.
+    cube_z: (B,) cube depth extents in mm.
+    crop_size: S.
+
+  Returns:
+    (B, S, S, 1) float32 normalized crops.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  inverse = invert_affine(affine)[:, :, None, None, :]  # (B, 2, 1, 1, 3)
+  pixels = tf.range(crop_size, dtype=tf.float32)
+  rows, columns = tf.meshgrid(pixels, pixels, indexing="ij")
+  position = (inverse[..., 0] * columns + inverse[..., 1] * rows +
+              inverse[..., 2])  # (B, 2, S, S): frame x, y
+  index = tf.cast(tf.sign(position) * tf.floor(tf.abs(position) + 0.5),
+                  tf.int32)
+  height, width = tf.shape(depth_mm)[1], tf.shape(depth_mm)[2]
+  x, y = index[:, 0], index[:, 1]
+  inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+  picked = tf.gather_nd(
+      depth_mm[..., 0],
+      tf.stack([tf.clip_by_value(y, 0, height - 1),
+                tf.clip_by_value(x, 0, width - 1)], axis=-1), batch_dims=1)
+  crop = tf.where(inside, picked, tf.zeros_like(picked))[..., None]
+  return normalize_depth(crop, centre_z[:, None, None, None],
+                         cube_z[:, None, None, None])
+
+
 def refiner_cube(pose_cube_mm, factor):
   """(3,) float32 refiner cube edges: ``factor`` times the pose cube's.
 

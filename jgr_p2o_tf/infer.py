@@ -14,7 +14,7 @@ image with the skeleton drawn on the depth, coloured per finger, zoomed to
 the hand beside the whole frame (``--full_frame``: the whole frame only).
 Each image's hand centre is ``--centre`` or, by default, found by the
 SavedModel itself when it bundles a centre refiner (``export
---centre_refiner_dir``: rough centre, then the refiner; an image where it
+--centre_refiner_dir``: rough centre, then the refiners; an image where it
 finds none is written as "no hand found"), or else computed from the depth
 (the nearest object's centre of mass, ``datasets.centres.compute_centre``).
 
@@ -48,7 +48,7 @@ _CAMERA = flags.DEFINE_list(
     "overriding --dataset's or the model's intrinsics.")
 _CENTRE = flags.DEFINE_list(
     "centre", None, "x,y,z hand centre in mm for every image; default: "
-    "found in each image (by the export's centre refiner if it has one).")
+    "found in each image (by the export's centre refiners if it has them).")
 _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", None, "Where to write predictions.json and the figures.")
 _PLOT = flags.DEFINE_boolean("plot", True,

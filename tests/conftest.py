@@ -100,5 +100,5 @@ def refiner_export(refiner_steps, tmp_path_factory):
   export_dir = tmp_path_factory.mktemp("refined") / "saved_model"
   metadata = exporter.export_saved_model(
       test_export.small_model(), export_dir, skeleton="icvl", cube_mm=250.0,
-      dataset="icvl", jit_compile=False, centre_refiners=refiner_steps)
+      dataset="icvl", centre_refiners=refiner_steps)
   return export_dir, metadata

@@ -229,6 +229,36 @@ def _tie_lines(inverse_affine, axis):
   return np.abs(source - np.floor(source) - 0.5) < 1e-3
 
 
+def test_gather_crop_picks_the_pixels_of_the_in_graph_crop():
+  """crop_depth_by_gather (XLA) picks exactly ImageProjectiveTransformV3's
+  pixels, eagerly and compiled, borders and holes included."""
+  tf = pytest.importorskip("tensorflow")
+  rng = np.random.default_rng(6)
+  camera = dataset_profiles.ICVL.camera
+  image = rng.uniform(300.0, 900.0, (1, camera.height, camera.width, 1))
+  image[rng.random(image.shape) < 0.1] = 0.0
+  batch = 8
+  centres_xyz = [random_centre_xyz(rng, camera, 600.0) for _ in range(batch)]
+  # One at the frame's corner, so that the crop reaches outside the frame.
+  centres_xyz[0] = geometry.uvd_to_xyz(np.float32([3.0, 5.0, 500.0]), camera)
+  centres_xyz = np.float32(centres_xyz)
+  intrinsics = np.tile(camera.intrinsics, (batch, 1)).astype(np.float32)
+  affines = geometry.crop_affine(geometry.xyz_to_uvd(centres_xyz, camera),
+                                 np.float32([400.0] * 3), intrinsics, 32)
+  arguments = (tf.constant(np.repeat(image, batch, 0).astype(np.float32)),
+               tf.constant(affines.astype(np.float32)),
+               tf.constant(centres_xyz[:, 2]), tf.fill([batch], 400.0))
+  expected = geometry.crop_depth_in_graph(*arguments, 32).numpy()
+  np.testing.assert_array_equal(
+      geometry.crop_depth_by_gather(*arguments, 32).numpy(), expected)
+  compiled = tf.function(
+      lambda *a: geometry.crop_depth_by_gather(*a, 32), jit_compile=True)
+  # XLA divides by a reciprocal: the same pixels, values within rounding.
+  np.testing.assert_allclose(compiled(*arguments).numpy(), expected,
+                             atol=1e-6, rtol=0)
+  assert (expected == 1.0).mean() < 0.9  # the crops hold the frame
+
+
 def test_crop_in_graph_equals_opencv_crop():
   tf = pytest.importorskip("tensorflow")
   rng = np.random.default_rng(5)

@@ -189,10 +189,13 @@ def add_speedups(rows):
   """Gives each ONNX row its speed over the SavedModel's (``speedup``).
 
   The SavedModel row of the same signature and batch size, when the
-  "saved_model" part ran: median time of the SavedModel / the row's.
+  "saved_model" part ran: median time of the SavedModel / the row's. (The
+  SavedModel rows of the export finding the hand name no signature: they
+  are not the full-frame graph's counterpart.)
   """
   saved_model = {(r["signature"], r["batch_size"]): r["median_ms"]
-                 for r in rows if r["part"] == "saved_model"}
+                 for r in rows
+                 if r["part"] == "saved_model" and "signature" in r}
   for row in rows:
     key = (row.get("signature"), row["batch_size"])
     if row["part"] in RUNTIMES and key in saved_model:

@@ -58,6 +58,28 @@ def time_calls(call, runs, warmup_runs):
   return first_call_s, seconds
 
 
+def time_interleaved(calls, runs, warmup_runs):
+  """Wall times of ``calls`` taken in turns, ``runs`` rounds after warm-up.
+
+  For the ratio of two ways of doing the same work: in turns, both see the
+  same machine, whose load and clock drift over the seconds of a run (two
+  separate runs of ``time_calls`` on a 2-core VM differed by 30% at times).
+
+  Returns:
+    (len(calls), runs) float64 seconds.
+  """
+  for _ in range(max(warmup_runs, 1)):
+    for call in calls:
+      call()
+  seconds = np.empty((len(calls), runs))
+  for i in range(runs):
+    for j, call in enumerate(calls):
+      start = time.perf_counter()
+      call()
+      seconds[j, i] = time.perf_counter() - start
+  return seconds
+
+
 def finished(tensor):
   """Waits for ``tensor`` by copying it to the host."""
   keras.ops.convert_to_numpy(tensor)
