@@ -42,9 +42,10 @@ learns to correct errors larger than those of the rough centre alone, and
 the crop around it with the refiner cube; or, for a share ``near_share`` of
 the frames (drawn), around the example's own centre moved by N(0,
 ``near_jitter_mm``), the small errors a later refinement step starts from.
-Its target is the example's centre, the one the pose crop is cut around. One draw per frame, fixed at preparation
-like the authors' cubes: the records stay readable by the pose pipeline,
-and the refiner needs no full frames at training time.
+Its target is the example's centre, the one the pose crop is cut around. One
+draw per frame, fixed at preparation like the authors' cubes: the records
+stay readable by the pose pipeline, and the refiner needs no full frames at
+training time.
 """
 
 import concurrent.futures
@@ -494,11 +495,12 @@ def _refiner_input(frame, centre, cube, job, index):
                    frame=frame.frame_id) from None
   settings = job.refiner
   draws = np.random.default_rng((settings["seed"], index))
+  # The rough centre is computed either way: a frame without one is skipped
+  # whatever its draw.
+  start, jitter_mm = rough, settings["jitter_mm"]
   if draws.random() < settings["near_share"]:
-    rough, jitter_mm = centre, settings["near_jitter_mm"]
-  else:
-    jitter_mm = settings["jitter_mm"]
-  rough = (rough + draws.normal(0.0, jitter_mm, 3)).astype(np.float32)
+    start, jitter_mm = centre, settings["near_jitter_mm"]
+  rough = (start + draws.normal(0.0, jitter_mm, 3)).astype(np.float32)
   refiner_cube = geometry.refiner_cube(cube, settings["cube_factor"])
   return {"depth": geometry.refiner_crop(
               frame.depth_mm, rough, refiner_cube, frame.camera,

@@ -241,13 +241,17 @@ def serving_module(model, cube, crop_size, metadata_path, jit_compile,
     joints_uvz, voting_maps = predict(depth_crop)
     return {"joints_uvz": joints_uvz, "voting_maps": voting_maps}
 
-  @tf.function(input_signature=full_frame_signature())
-  def full_frame(depth, centre_xyz, intrinsics):
+  def crop_and_pose(depth, centre_xyz, intrinsics):
+    """(full-frame outputs, the pose crop they come from)."""
     depth_crop, affine = frame_crops(depth, centre_xyz, intrinsics, cube,
                                      crop_size)
     joints_uvz, _ = predict(depth_crop)
     return frame_joints(joints_uvz, affine, centre_xyz, intrinsics, cube,
-                        crop_size)
+                        crop_size), depth_crop
+
+  @tf.function(input_signature=full_frame_signature())
+  def full_frame(depth, centre_xyz, intrinsics):
+    return crop_and_pose(depth, centre_xyz, intrinsics)[0]
 
   module.crop = crop
   module.full_frame = full_frame
@@ -269,13 +273,9 @@ def serving_module(model, cube, crop_size, metadata_path, jit_compile,
   @tf.function(input_signature=full_frame_signature(with_centre=False))
   def find_hand_and_pose(depth, intrinsics):
     centre_xyz, hand_found = find(depth, intrinsics)
-    depth_crop, affine = frame_crops(depth, centre_xyz, intrinsics, cube,
-                                     crop_size)
+    outputs, depth_crop = crop_and_pose(depth, centre_xyz, intrinsics)
     # A hand is found where its pose crop holds depth inside the pose cube.
     hand_found &= tf.reduce_any(depth_crop < 1.0, axis=[1, 2, 3])
-    joints_uvz, _ = predict(depth_crop)
-    outputs = frame_joints(joints_uvz, affine, centre_xyz, intrinsics, cube,
-                           crop_size)
     missing = tf.fill(tf.shape(outputs["joints_xyz"]), float("nan"))
     outputs = {k: tf.where(hand_found[:, None, None], v, missing)
                for k, v in outputs.items()}

@@ -379,17 +379,8 @@ def crop_depth_by_gather(depth_mm, affine, centre_z, cube_z, crop_size):
   frame under the inverse affine, computed in the same order in float32,
   rounded half away from zero as that kernel rounds, and 0 outside the
   frame. The exported graph's hand finding (``exporter.find_hand``) crops
-  with it, so that its steps compile into one XLA computation.
-
-  Args:
-    depth_mm: (B, H, W, 1) float32 depth frames in mm.
-    affine: (B, 2, 3) crop affines (full frame → crop pixels).
-    centre_z: (B,) centre depths in mm.
-    cube_z: (B,) cube depth extents in mm.
-    crop_size: S.
-
-  Returns:
-    (B, S, S, 1) float32 normalized crops.
+  with it, so that its steps compile into one XLA computation. Arguments
+  and result as for ``crop_depth_in_graph``.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   inverse = invert_affine(affine)[:, :, None, None, :]  # (B, 2, 1, 1, 3)
