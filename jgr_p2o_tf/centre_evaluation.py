@@ -12,7 +12,6 @@ import numpy as np
 
 from jgr_p2o_tf import centre_refiner
 from jgr_p2o_tf import dataset_profiles
-from jgr_p2o_tf import geometry
 from jgr_p2o_tf.datasets import centres
 
 
