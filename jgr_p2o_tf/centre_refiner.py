@@ -34,6 +34,7 @@ import numpy as np
 
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf.layers.centre_voting import CentreVoting
+from jgr_p2o_tf.layers import fused_batch_norm
 
 # 3×3 convolutions at a quarter of the input size, before the votes.
 VOTING_CONVS = 3
@@ -71,7 +72,7 @@ class CentreRefiner(keras.Model):
                                      name=f"conv{block + 1}")(features)
       # Momentum 0.9: a refiner trains in a few thousand steps, and its
       # moving statistics must have caught up with the batches' by then.
-      features = keras.layers.BatchNormalization(
+      features = fused_batch_norm.BatchNormalization(
           momentum=0.9, name=f"bn{block + 1}")(features)
       features = keras.layers.ReLU(name=f"relu{block + 1}")(features)
       if block < 2:

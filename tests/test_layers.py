@@ -10,6 +10,7 @@ from jgr_p2o_tf.layers import DifferentiableHeatmap
 from jgr_p2o_tf.layers import JointGraphReasoning
 from jgr_p2o_tf.layers import PixelToOffset
 from jgr_p2o_tf.layers import SpatialSoftmax
+from jgr_p2o_tf.layers import fused_batch_norm
 from jgr_p2o_tf.layers import attention_voting_maps
 from jgr_p2o_tf.layers import hourglass
 from jgr_p2o_tf.layers import offsets_to_joints
@@ -366,6 +367,115 @@ def test_differentiable_heatmap_layer_conventions():
 
 
 # Residual module, hourglass and attention module.
+
+
+# fused_batch_norm.BatchNormalization: Keras' layer, fused kernel on TF.
+
+
+def _batch_norm_pair(channels, **kwargs):
+  """Keras' batch normalization and the project's, with the same weights."""
+  rng = np.random.default_rng(5)
+  layers = (keras.layers.BatchNormalization(**kwargs),
+            fused_batch_norm.BatchNormalization(**kwargs))
+  weights = None
+  for layer in layers:
+    layer.build((None, 6, 7, channels))
+    weights = weights or [rng.uniform(0.5, 2.0, w.shape).astype(np.float32)
+                          for w in layer.weights]
+    layer.set_weights(weights)
+  return layers
+
+
+def _training_call(layer, x, weight):
+  """(outputs, gradients of Σ weight·y² w.r.t. x, γ, β, new statistics)."""
+  trainable = [v.value for v in layer.trainable_variables]
+  non_trainable = [v.value for v in layer.non_trainable_variables]
+
+  def loss(inputs, trainable):
+    y, statistics = layer.stateless_call(trainable, non_trainable, inputs,
+                                         training=True)
+    return ops.sum(weight * y * y), (y, statistics)
+
+  if keras.backend.backend() == "tensorflow":
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+      tape.watch([x] + trainable)
+      value, (y, statistics) = loss(x, trainable)
+    gradients = tape.gradient(value, [x] + trainable)
+  else:
+    import jax  # pylint: disable=g-import-not-at-top
+    (_, (y, statistics)), (dx, dw) = jax.value_and_grad(
+        loss, argnums=(0, 1), has_aux=True)(x, trainable)
+    gradients = [dx] + list(dw)
+  return [_numpy(t) for t in [y] + gradients + list(statistics)]
+
+
+@pytest.mark.parametrize("scale_center", [True, False])
+def test_fused_batch_normalization_is_keras_batch_normalization(
+    scale_center):
+  # Off-centre activations: a one-pass variance would lose digits here.
+  rng = np.random.default_rng(6)
+  x = rng.normal(3.0, 2.0, (4, 6, 7, 5)).astype(np.float32)
+  weight = rng.uniform(size=x.shape).astype(np.float32)
+  keras_bn, fused_bn = _batch_norm_pair(
+      5, momentum=0.9, epsilon=1e-3, scale=scale_center, center=scale_center)
+  expected = _training_call(keras_bn, x, weight)
+  actual = _training_call(fused_bn, x, weight)
+  # y, ∂/∂x, [∂/∂γ, ∂/∂β], moving mean, moving variance.
+  assert len(actual) == len(expected) == 4 + 2 * scale_center
+  for got, want in zip(actual, expected):
+    np.testing.assert_allclose(got, want, rtol=1e-4,
+                               atol=1e-4 * np.abs(want).max())
+  # The batch's statistics, biased variance: what the moving ones average.
+  mean, variance = x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))
+  moving_mean, moving_variance = [w.numpy() for w in (
+      keras_bn.moving_mean, keras_bn.moving_variance)]
+  np.testing.assert_allclose(actual[-2], 0.9 * moving_mean + 0.1 * mean,
+                             rtol=1e-5)
+  np.testing.assert_allclose(actual[-1],
+                             0.9 * moving_variance + 0.1 * variance,
+                             rtol=1e-5)
+  # Inference: the moving statistics, the same on both.
+  np.testing.assert_allclose(_numpy(fused_bn(x)), _numpy(keras_bn(x)),
+                             rtol=1e-5, atol=1e-5)
+
+
+def test_fused_batch_normalization_updates_its_variables_when_called():
+  x = np.random.default_rng(7).normal(1.0, 1.5, (3, 4, 4, 2)).astype(
+      np.float32)
+  keras_bn, fused_bn = _batch_norm_pair(2, momentum=0.8)
+  for layer in (keras_bn, fused_bn):
+    for _ in range(2):
+      layer(x, training=True)
+  np.testing.assert_allclose(fused_bn.moving_mean.numpy(),
+                             keras_bn.moving_mean.numpy(), rtol=1e-5)
+  np.testing.assert_allclose(fused_bn.moving_variance.numpy(),
+                             keras_bn.moving_variance.numpy(), rtol=1e-5)
+
+
+def test_models_saved_with_keras_batch_normalization_load(tmp_path):
+  # Runs trained before the project had its own layer hold Keras' one.
+  def network(batch_norm):
+    inputs = keras.Input((6, 6, 2))
+    x = keras.layers.Conv2D(3, 3, name="conv")(inputs)
+    return keras.Model(inputs, batch_norm(name="bn")(x))
+
+  saved = network(keras.layers.BatchNormalization)
+  rng = np.random.default_rng(9)
+  saved.set_weights([rng.normal(size=w.shape).astype(np.float32)
+                     for w in saved.weights])
+  saved.save_weights(tmp_path / "keras_bn.weights.h5")
+  loaded = network(fused_batch_norm.BatchNormalization)
+  loaded.load_weights(tmp_path / "keras_bn.weights.h5")
+  for got, want in zip(loaded.get_weights(), saved.get_weights()):
+    np.testing.assert_array_equal(got, want)
+
+
+def test_fused_batch_normalization_layer_conventions():
+  x = np.random.default_rng(8).normal(size=(2, 5, 5, 3)).astype(np.float32)
+  run_layer_test(fused_batch_norm.BatchNormalization, {"momentum": 0.95},
+                 {"inputs": x}, (2, 5, 5, 3))
 
 
 def _count(model):

@@ -9,6 +9,8 @@ Keras layers to a functional graph; a block named ``name`` owns the layers
 
 import keras
 
+from jgr_p2o_tf.layers import fused_batch_norm
+
 # Batch normalization as in the authors' TensorFlow 1 code: moving averages with
 # momentum 0.95, epsilon 1e-5.
 BATCH_NORM_MOMENTUM = 0.95
@@ -16,8 +18,8 @@ BATCH_NORM_EPSILON = 1e-5
 
 
 def batch_normalization(name, dtype=None):
-  """A BatchNormalization layer with the project's momentum and epsilon."""
-  return keras.layers.BatchNormalization(
+  """A batch normalization with the project's momentum and epsilon."""
+  return fused_batch_norm.BatchNormalization(
       momentum=BATCH_NORM_MOMENTUM, epsilon=BATCH_NORM_EPSILON, name=name,
       dtype=dtype)
 
