@@ -33,8 +33,9 @@ import keras
 import numpy as np
 
 from jgr_p2o_tf import geometry
-from jgr_p2o_tf.layers.centre_voting import CentreVoting
+from jgr_p2o_tf.layers import conv2d
 from jgr_p2o_tf.layers import fused_batch_norm
+from jgr_p2o_tf.layers.centre_voting import CentreVoting
 
 # 3×3 convolutions at a quarter of the input size, before the votes.
 VOTING_CONVS = 3
@@ -67,9 +68,8 @@ class CentreRefiner(keras.Model):
     widths = (num_features, 2 * num_features) + (4 * num_features,) * (
         VOTING_CONVS)
     for block, channels in enumerate(widths):
-      features = keras.layers.Conv2D(channels, 3, padding="same",
-                                     use_bias=False,
-                                     name=f"conv{block + 1}")(features)
+      features = conv2d.Conv2D(channels, 3, padding="same", use_bias=False,
+                               name=f"conv{block + 1}")(features)
       # Momentum 0.9: a refiner trains in a few thousand steps, and its
       # moving statistics must have caught up with the batches' by then.
       features = fused_batch_norm.BatchNormalization(
@@ -80,8 +80,8 @@ class CentreRefiner(keras.Model):
             features)
     # Zeros: an untrained refiner's votes are the pixels' own points, equally
     # weighted (``CentreVoting``), so it starts at the crop's centre of mass.
-    votes = keras.layers.Conv2D(4, 1, kernel_initializer="zeros",
-                                name="votes")(features)
+    votes = conv2d.Conv2D(4, 1, kernel_initializer="zeros",
+                          name="votes")(features)
     offset = CentreVoting(name="offset")(votes, depth_crop)
     super().__init__(depth_crop, offset, name=name, trainable=trainable)
     self.input_size = int(input_size)

@@ -53,6 +53,7 @@ import numpy as np
 
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf import skeletons
+from jgr_p2o_tf.layers import conv2d
 from jgr_p2o_tf.layers.attention_head import attention_voting_maps
 from jgr_p2o_tf.layers.differentiable_heatmap import DifferentiableHeatmap
 from jgr_p2o_tf.layers.hourglass import hourglass
@@ -247,7 +248,7 @@ def _head(head, features, depth_crop, num_joints, graph, adjacency,
         name=f"{prefix}_jgr")(features)
   elif head == "p2o":
     enhanced = features
-    logits = keras.layers.Conv2D(
+    logits = conv2d.Conv2D(
         num_joints, 1, use_bias=False,
         kernel_initializer=small_kernel_initializer(),
         name=f"{prefix}_voting_conv")(features)

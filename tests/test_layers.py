@@ -12,6 +12,7 @@ from jgr_p2o_tf.layers import PixelToOffset
 from jgr_p2o_tf.layers import SpatialSoftmax
 from jgr_p2o_tf.layers import fused_batch_norm
 from jgr_p2o_tf.layers import attention_voting_maps
+from jgr_p2o_tf.layers import conv2d
 from jgr_p2o_tf.layers import hourglass
 from jgr_p2o_tf.layers import offsets_to_joints
 from jgr_p2o_tf.layers import pixel_uv
@@ -19,6 +20,7 @@ from jgr_p2o_tf.layers import pixel_uvz
 from jgr_p2o_tf.layers import residual_block
 from jgr_p2o_tf.losses import ground_truth_offset_maps
 from keras_test_helper import run_layer_test
+from keras_test_helper import trainable_gradients
 
 NUM_JOINTS = 5
 # A small chain of five joints for the skeleton graph of the layer tests.
@@ -454,20 +456,55 @@ def test_fused_batch_normalization_updates_its_variables_when_called():
                              keras_bn.moving_variance.numpy(), rtol=1e-5)
 
 
-def test_models_saved_with_keras_batch_normalization_load(tmp_path):
-  # Runs trained before the project had its own layer hold Keras' one.
-  def network(batch_norm):
-    inputs = keras.Input((6, 6, 2))
-    x = keras.layers.Conv2D(3, 3, name="conv")(inputs)
-    return keras.Model(inputs, batch_norm(name="bn")(x))
+# conv2d.Conv2D: Keras' layer, a 1×1 kernel as a matrix product.
 
-  saved = network(keras.layers.BatchNormalization)
+
+@pytest.mark.parametrize("kernel_size,strides,use_bias", [
+    (1, 1, False), (1, 1, True), (1, 2, False), (3, 1, True)])
+def test_conv2d_is_keras_convolution(kernel_size, strides, use_bias):
+  rng = np.random.default_rng(10)
+  x = rng.normal(size=(2, 6, 8, 5)).astype(np.float32)
+  arguments = dict(filters=4, kernel_size=kernel_size, strides=strides,
+                   padding="same", use_bias=use_bias)
+  ours, keras_conv = conv2d.Conv2D(**arguments), keras.layers.Conv2D(
+      **arguments)
+  for layer in (ours, keras_conv):
+    layer.build(x.shape)
+  keras_conv.set_weights(ours.get_weights())
+  weights = rng.normal(size=ours.compute_output_shape(x.shape)).astype(
+      np.float32)
+  loss = lambda y: ops.sum(ops.convert_to_tensor(weights) * y)
+  np.testing.assert_allclose(_numpy(ours(x)), _numpy(keras_conv(x)),
+                             rtol=1e-5, atol=1e-5)
+  # In a model: the gradient helper calls with training=True.
+  as_model = lambda layer: keras.Sequential([keras.Input(x.shape[1:]), layer])
+  for got, want in zip(
+      trainable_gradients(as_model(ours), loss, x),
+      trainable_gradients(as_model(keras_conv), loss, x)):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_conv2d_layer_conventions():
+  x = np.random.default_rng(11).normal(size=(2, 5, 5, 3)).astype(np.float32)
+  run_layer_test(conv2d.Conv2D, {"filters": 4, "kernel_size": 1},
+                 {"inputs": x}, (2, 5, 5, 4))
+
+
+def test_models_saved_with_keras_layers_load(tmp_path):
+  # Runs trained before the project had its own layers hold Keras' ones.
+  def network(conv, batch_norm):
+    inputs = keras.Input((6, 6, 2))
+    x = conv(3, 3, name="conv")(inputs)
+    x = batch_norm(name="bn")(x)
+    return keras.Model(inputs, conv(2, 1, name="pointwise")(x))
+
+  saved = network(keras.layers.Conv2D, keras.layers.BatchNormalization)
   rng = np.random.default_rng(9)
   saved.set_weights([rng.normal(size=w.shape).astype(np.float32)
                      for w in saved.weights])
-  saved.save_weights(tmp_path / "keras_bn.weights.h5")
-  loaded = network(fused_batch_norm.BatchNormalization)
-  loaded.load_weights(tmp_path / "keras_bn.weights.h5")
+  saved.save_weights(tmp_path / "keras_layers.weights.h5")
+  loaded = network(conv2d.Conv2D, fused_batch_norm.BatchNormalization)
+  loaded.load_weights(tmp_path / "keras_layers.weights.h5")
   for got, want in zip(loaded.get_weights(), saved.get_weights()):
     np.testing.assert_array_equal(got, want)
 

@@ -2,6 +2,7 @@
 
 import keras
 
+from jgr_p2o_tf.layers import conv2d
 from jgr_p2o_tf.layers.initializers import small_kernel_initializer
 from jgr_p2o_tf.layers.residual import residual_block
 from jgr_p2o_tf.layers.spatial_softmax import SpatialSoftmax
@@ -24,7 +25,7 @@ def attention_voting_maps(features, num_joints, name):
     (B, h, w, N) float32 weights, each channel summing to 1.
   """
   x = residual_block(features, features.shape[-1], f"{name}_residual")
-  logits = keras.layers.Conv2D(
+  logits = conv2d.Conv2D(
       num_joints, 1, use_bias=False,
       kernel_initializer=small_kernel_initializer(), name=f"{name}_conv")(x)
   return SpatialSoftmax(name=f"{name}_softmax")(logits)

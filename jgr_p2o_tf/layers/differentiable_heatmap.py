@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from jgr_p2o_tf import geometry
+from jgr_p2o_tf.layers import conv2d
 from jgr_p2o_tf.layers.initializers import small_kernel_initializer
 from jgr_p2o_tf.layers.output_grid import pixel_uv
 from jgr_p2o_tf.layers.spatial_softmax import SpatialSoftmax
@@ -47,11 +48,11 @@ class DifferentiableHeatmap(keras.layers.Layer):
         coordinate_convention)
 
   def build(self, input_shape):
-    self.heatmap_conv = keras.layers.Conv2D(
+    self.heatmap_conv = conv2d.Conv2D(
         self.num_joints, 1, use_bias=False,
         kernel_initializer=small_kernel_initializer(), dtype=self.dtype_policy,
         name="heatmap_conv")
-    self.depth_conv = keras.layers.Conv2D(
+    self.depth_conv = conv2d.Conv2D(
         self.num_joints, 1, kernel_initializer=small_kernel_initializer(),
         dtype=self.dtype_policy, name="depth_conv")
     self.spatial_softmax = SpatialSoftmax(name="spatial_softmax")

@@ -12,8 +12,9 @@ def hourglass(x, order, name):
   a lower branch ``upsample2(residual(inner(residual(maxpool(x)))))`` where
   ``inner`` is the hourglass of order - 1 (nothing at order 1); the output is
   their sum. The pooling is 3×3 with stride 2 and "same" padding, and the
-  up-sampling nearest-neighbour, as in the authors' code. An hourglass of order n therefore holds 3n residual modules and
-  needs H and W divisible by 2^n (order 3: 24 → 12 → 6 → 3 → … → 24).
+  up-sampling nearest-neighbour, as in the authors' code. An hourglass of
+  order n therefore holds 3n residual modules and needs H and W divisible by
+  2^n (order 3: 24 → 12 → 6 → 3 → … → 24).
 
   Layers are named ``{name}_level{order}_{upper|pool|down|up|upsample|add}``.
 

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from jgr_p2o_tf.layers import conv2d
 from jgr_p2o_tf.layers.initializers import small_kernel_initializer
 from jgr_p2o_tf.layers.residual import batch_normalization
 from jgr_p2o_tf.layers.spatial_softmax import SpatialSoftmax
@@ -79,9 +80,9 @@ class JointGraphReasoning(keras.layers.Layer):
 
   def _conv(self, filters, name, before_bn=True):
     initializer = "glorot_uniform" if before_bn else small_kernel_initializer()
-    return keras.layers.Conv2D(filters, 1, use_bias=False,
-                               kernel_initializer=initializer,
-                               dtype=self.dtype_policy, name=name)
+    return conv2d.Conv2D(filters, 1, use_bias=False,
+                         kernel_initializer=initializer,
+                         dtype=self.dtype_policy, name=name)
 
   def _dense(self, units, name):
     return keras.layers.Dense(units, use_bias=False,

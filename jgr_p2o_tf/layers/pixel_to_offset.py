@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from jgr_p2o_tf import geometry
+from jgr_p2o_tf.layers import conv2d
 from jgr_p2o_tf.layers.initializers import small_kernel_initializer
 from jgr_p2o_tf.layers.output_grid import pixel_uvz
 
@@ -75,7 +76,7 @@ class PixelToOffset(keras.layers.Layer):
         depth_crop_shape[1] // height != depth_crop_shape[2] // width):
       raise ValueError(f"The depth crop of shape {depth_crop_shape} is not an "
                        f"integer multiple of the {height}×{width} output grid.")
-    self.offset_conv = keras.layers.Conv2D(
+    self.offset_conv = conv2d.Conv2D(
         3 * self.num_joints, 1, use_bias=False,
         kernel_initializer=small_kernel_initializer(),
         dtype=self.dtype_policy, name="offset_conv")

@@ -9,6 +9,7 @@ Keras layers to a functional graph; a block named ``name`` owns the layers
 
 import keras
 
+from jgr_p2o_tf.layers import conv2d
 from jgr_p2o_tf.layers import fused_batch_norm
 
 # Batch normalization as in the authors' TensorFlow 1 code: moving averages with
@@ -38,8 +39,8 @@ def conv_bn(x, filters, kernel_size, name, *, strides=1, relu=True):
   Returns:
     (B, H / strides, W / strides, C_out) features.
   """
-  x = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same",
-                          use_bias=False, name=f"{name}_conv")(x)
+  x = conv2d.Conv2D(filters, kernel_size, strides=strides, padding="same",
+                    use_bias=False, name=f"{name}_conv")(x)
   x = batch_normalization(f"{name}_bn")(x)
   if relu:
     x = keras.layers.ReLU(name=f"{name}_relu")(x)
