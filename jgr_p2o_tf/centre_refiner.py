@@ -35,7 +35,6 @@ import numpy as np
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf.layers import conv2d
 from jgr_p2o_tf.layers import fused_batch_norm
-from jgr_p2o_tf.layers import max_pooling
 from jgr_p2o_tf.layers.centre_voting import CentreVoting
 
 # 3×3 convolutions at a quarter of the input size, before the votes.
@@ -77,7 +76,7 @@ class CentreRefiner(keras.Model):
           momentum=0.9, name=f"bn{block + 1}")(features)
       features = keras.layers.ReLU(name=f"relu{block + 1}")(features)
       if block < 2:
-        features = max_pooling.MaxPooling2D(2, name=f"pool{block + 1}")(
+        features = keras.layers.MaxPooling2D(2, name=f"pool{block + 1}")(
             features)
     # Zeros: an untrained refiner's votes are the pixels' own points, equally
     # weighted (``CentreVoting``), so it starts at the crop's centre of mass.

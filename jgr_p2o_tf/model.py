@@ -54,7 +54,6 @@ import numpy as np
 from jgr_p2o_tf import geometry
 from jgr_p2o_tf import skeletons
 from jgr_p2o_tf.layers import conv2d
-from jgr_p2o_tf.layers import max_pooling
 from jgr_p2o_tf.layers.attention_head import attention_voting_maps
 from jgr_p2o_tf.layers.differentiable_heatmap import DifferentiableHeatmap
 from jgr_p2o_tf.layers.hourglass import hourglass
@@ -235,7 +234,7 @@ def _stem(depth_crop, num_features):
   """C(7×7/2) → R → P → R → R: (B, S, S, 1) → (B, S/4, S/4, num_features)."""
   x = conv_bn(depth_crop, num_features // 4, 7, "stem", strides=2)
   x = residual_block(x, num_features // 2, "stem_residual1")
-  x = max_pooling.MaxPooling2D(2, name="stem_pool")(x)
+  x = keras.layers.MaxPooling2D(2, name="stem_pool")(x)
   x = residual_block(x, num_features // 2, "stem_residual2")
   return residual_block(x, num_features, "stem_residual3")
 

@@ -14,7 +14,6 @@ from jgr_p2o_tf.layers import fused_batch_norm
 from jgr_p2o_tf.layers import attention_voting_maps
 from jgr_p2o_tf.layers import conv2d
 from jgr_p2o_tf.layers import hourglass
-from jgr_p2o_tf.layers import max_pooling
 from jgr_p2o_tf.layers import offsets_to_joints
 from jgr_p2o_tf.layers import pixel_uv
 from jgr_p2o_tf.layers import pixel_uvz
@@ -489,65 +488,6 @@ def test_conv2d_layer_conventions():
   x = np.random.default_rng(11).normal(size=(2, 5, 5, 3)).astype(np.float32)
   run_layer_test(conv2d.Conv2D, {"filters": 4, "kernel_size": 1},
                  {"inputs": x}, (2, 5, 5, 4))
-
-
-# max_pooling.MaxPooling2D: Keras' pooling, its JAX gradient elementwise.
-
-
-def _first_maximum_gradient(x, upstream, size, stride, padding):
-  """NumPy: each window's upstream gradient to its first maximum."""
-  batch, height, width, channels = x.shape
-  out_h, out_w = upstream.shape[1:3]
-  top = left = 0
-  if padding == "same":
-    top = max((out_h - 1) * stride + size - height, 0) // 2
-    left = max((out_w - 1) * stride + size - width, 0) // 2
-  gradient = np.zeros_like(x)
-  for b, i, j, c in np.ndindex(batch, out_h, out_w, channels):
-    best = None
-    for dy, dx in np.ndindex(size, size):
-      row, col = i * stride + dy - top, j * stride + dx - left
-      if (0 <= row < height and 0 <= col < width and
-          (best is None or x[b, row, col, c] > x[b, best[0], best[1], c])):
-        best = (row, col)
-    gradient[b, best[0], best[1], c] += upstream[b, i, j, c]
-  return gradient
-
-
-@pytest.mark.parametrize("size,stride,padding,shape", [
-    (2, 2, "valid", (2, 8, 8, 3)), (3, 2, "same", (2, 12, 12, 3)),
-    (3, 2, "same", (1, 7, 9, 2)), (3, 1, "same", (1, 6, 6, 2))])
-def test_max_pooling_gradient_goes_to_each_windows_first_maximum(
-    size, stride, padding, shape):
-  # Small integers: many ties, as on a constant background or ReLU zeros.
-  rng = np.random.default_rng(12)
-  x = rng.integers(0, 3, shape).astype(np.float32)
-  layer = max_pooling.MaxPooling2D(size, stride, padding=padding)
-  upstream = rng.normal(size=layer.compute_output_shape(shape)).astype(
-      np.float32)
-  pooled = keras.layers.MaxPooling2D(size, stride, padding=padding)(x)
-  np.testing.assert_array_equal(_numpy(layer(x)), _numpy(pooled))
-  if keras.backend.backend() == "tensorflow":
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    x = tf.constant(x)
-    with tf.GradientTape() as tape:
-      tape.watch(x)
-      loss = tf.reduce_sum(layer(x) * upstream)
-    gradient = tape.gradient(loss, x)
-  else:
-    import jax  # pylint: disable=g-import-not-at-top
-    gradient = jax.grad(lambda x: ops.sum(layer(x) * upstream))(x)
-  np.testing.assert_allclose(
-      _numpy(gradient),
-      _first_maximum_gradient(_numpy(x), upstream, size, stride, padding),
-      rtol=1e-6, atol=1e-6)
-
-
-def test_max_pooling_layer_conventions():
-  x = np.random.default_rng(13).normal(size=(2, 6, 6, 3)).astype(np.float32)
-  run_layer_test(max_pooling.MaxPooling2D,
-                 {"pool_size": 3, "strides": 2, "padding": "same"},
-                 {"inputs": x}, (2, 3, 3, 3), run_fit=False)
 
 
 def test_models_saved_with_keras_layers_load(tmp_path):

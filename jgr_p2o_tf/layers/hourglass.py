@@ -2,7 +2,6 @@
 
 import keras
 
-from jgr_p2o_tf.layers import max_pooling
 from jgr_p2o_tf.layers.residual import residual_block
 
 
@@ -34,8 +33,8 @@ def hourglass(x, order, name):
                      f"{height}×{width}.")
   level = f"{name}_level{order}"
   upper = residual_block(x, channels, f"{level}_upper")
-  lower = max_pooling.MaxPooling2D(3, strides=2, padding="same",
-                                   name=f"{level}_pool")(x)
+  lower = keras.layers.MaxPooling2D(3, strides=2, padding="same",
+                                    name=f"{level}_pool")(x)
   lower = residual_block(lower, channels, f"{level}_down")
   if order > 1:
     lower = hourglass(lower, order - 1, name)
