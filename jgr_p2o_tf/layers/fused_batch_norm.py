@@ -5,7 +5,9 @@ normalization as separate ops on every backend. Under TensorFlow that costs
 2.5–2.7× the fused kernel (``FusedBatchNormV3``, forward and backward; 24 vs
 9 ms for a (64, 48, 48, 32) batch on a 2-core AMD EPYC), and a train step of
 the demo's network holds as many batch normalizations as convolutions. JAX
-fuses the separate ops itself (XLA), so it keeps Keras' path.
+fuses the separate ops itself (XLA), so it keeps Keras' path. keras.ops has
+no fused batch norm, so this is the one layer that calls TensorFlow: imported
+on that branch only, the package still imports without it (JAX machines).
 """
 
 import keras
@@ -15,10 +17,6 @@ from keras import ops
 @keras.saving.register_keras_serializable(package="jgr_p2o_tf")
 class BatchNormalization(keras.layers.BatchNormalization):
   """``keras.layers.BatchNormalization`` with TensorFlow's fused kernel.
-
-  Named as Keras' layer on purpose: a ``.keras`` file addresses a layer's
-  weights by its class's name, so models saved with Keras' layer load into
-  this one and the other way round.
 
   The same weights (gamma, beta, moving_mean, moving_variance), arguments and
   config as the Keras layer, and the same maths:
@@ -30,6 +28,10 @@ class BatchNormalization(keras.layers.BatchNormalization):
   without a mask, the normalization and its gradient are TensorFlow's fused
   kernel (in float32 under mixed precision, as Keras computes); everywhere
   else the layer is Keras' own.
+
+  Named as Keras' layer on purpose: a ``.keras`` file addresses a layer's
+  weights by its class's name, so models saved with Keras' layer load into
+  this one and the other way round.
 
   Input and output shape: (B, H, W, C) (any rank on the Keras path).
   """
