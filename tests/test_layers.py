@@ -10,9 +10,9 @@ from jgr_p2o_tf.layers import DifferentiableHeatmap
 from jgr_p2o_tf.layers import JointGraphReasoning
 from jgr_p2o_tf.layers import PixelToOffset
 from jgr_p2o_tf.layers import SpatialSoftmax
-from jgr_p2o_tf.layers import fused_batch_norm
 from jgr_p2o_tf.layers import attention_voting_maps
 from jgr_p2o_tf.layers import conv2d
+from jgr_p2o_tf.layers import fused_batch_norm
 from jgr_p2o_tf.layers import hourglass
 from jgr_p2o_tf.layers import offsets_to_joints
 from jgr_p2o_tf.layers import pixel_uv
@@ -368,9 +368,6 @@ def test_differentiable_heatmap_layer_conventions():
                   (2, 6, 6, NUM_JOINTS)), float32_outputs=(0, 1, 2))
 
 
-# Residual module, hourglass and attention module.
-
-
 # fused_batch_norm.BatchNormalization: Keras' layer, fused kernel on TF.
 
 
@@ -456,6 +453,12 @@ def test_fused_batch_normalization_updates_its_variables_when_called():
                              keras_bn.moving_variance.numpy(), rtol=1e-5)
 
 
+def test_fused_batch_normalization_layer_conventions():
+  x = np.random.default_rng(8).normal(size=(2, 5, 5, 3)).astype(np.float32)
+  run_layer_test(fused_batch_norm.BatchNormalization, {"momentum": 0.95},
+                 {"inputs": x}, (2, 5, 5, 3))
+
+
 # conv2d.Conv2D: Keras' layer, a 1×1 kernel as a matrix product.
 
 
@@ -509,10 +512,7 @@ def test_models_saved_with_keras_layers_load(tmp_path):
     np.testing.assert_array_equal(got, want)
 
 
-def test_fused_batch_normalization_layer_conventions():
-  x = np.random.default_rng(8).normal(size=(2, 5, 5, 3)).astype(np.float32)
-  run_layer_test(fused_batch_norm.BatchNormalization, {"momentum": 0.95},
-                 {"inputs": x}, (2, 5, 5, 3))
+# Residual module, hourglass and attention module.
 
 
 def _count(model):
