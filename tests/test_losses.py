@@ -53,6 +53,33 @@ def test_huber_is_quadratic_then_linear():
   assert _numpy(huber(np.float32(1.0), delta=0.5)) == pytest.approx(0.375)
 
 
+@pytest.mark.parametrize("delta", [HUBER_DELTA, 0.5])
+def test_huber_gradient_is_the_error_clipped_to_delta(delta):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  x = np.concatenate([np.linspace(-3 * delta, 3 * delta, 61),
+                      [-5.0, -delta, 0.0, delta, 5.0]]).astype(np.float32)
+  weight = np.random.default_rng(0).uniform(0.5, 2.0, x.shape).astype(
+      np.float32)
+  x_tensor = tf.constant(x)
+  with tf.GradientTape() as tape:
+    tape.watch(x_tensor)
+    value = tf.reduce_sum(weight * huber(x_tensor, delta))
+  gradient = tape.gradient(value, x_tensor).numpy()
+  np.testing.assert_allclose(gradient, weight * np.clip(x, -delta, delta),
+                             rtol=1e-6)
+  # The slope of the loss itself, away from the kink at ±δ: central
+  # differences in float64 of the piecewise definition.
+  def piecewise(t):
+    return np.where(np.abs(t) <= delta, t * t / 2,
+                    delta * (np.abs(t) - delta / 2))
+  step = 1e-4 * delta
+  away = np.abs(np.abs(x) - delta) > 2 * step
+  numeric = (piecewise(x.astype(np.float64) + step) -
+             piecewise(x.astype(np.float64) - step)) / (2 * step)
+  np.testing.assert_allclose(gradient[away], (weight * numeric)[away],
+                             rtol=1e-4, atol=1e-7)
+
+
 def test_loss_is_zero_at_the_ground_truth(sample):
   depth, joints = sample
   total, parts = jgr_p2o_loss(_outputs_at_ground_truth(depth, joints),
