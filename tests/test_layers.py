@@ -176,6 +176,10 @@ def test_pixel_to_offset_layer_averages_pixels_plus_offsets(convention):
   expected = np.einsum("bhwk,bhwc->bkc", voting_maps, grid) + np.einsum(
       "bhwk,bhwkc->bkc", voting_maps, expected_offsets)
   np.testing.assert_allclose(_numpy(joints), expected, atol=1e-5)
+  # Eq. 6 as the paper writes it, on the layer's own offset maps.
+  np.testing.assert_allclose(
+      _numpy(joints),
+      _numpy(offsets_to_joints(voting_maps, offset_maps, grid)), atol=1e-5)
 
 
 def test_pixel_to_offset_layer_conventions():

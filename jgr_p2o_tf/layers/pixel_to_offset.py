@@ -13,6 +13,9 @@ def offsets_to_joints(voting_maps, offset_maps, pixel_uvz_map):
   """Eq. 6: each joint is the weighted average of the pixels' votes for it.
 
   ``(u, v, z)_k = Σ_i w_ki ((u, v, z)_i + (Δu, Δv, Δz)_ki)``, in float32.
+  This is the equation as the paper writes it. ``PixelToOffset`` computes
+  the same sum split in two terms, in its convolution's layout, which
+  trains faster; the tests check the two against each other.
 
   Args:
     voting_maps: (B, h, w, N) weights w, each channel summing to 1.
