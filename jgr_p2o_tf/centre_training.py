@@ -7,8 +7,9 @@ true centre moved at random, target the pose crop's centre; the records'
 and the fine refiner), so Keras' own loop serves:
 ``Model.fit`` over a tf.data pipeline of those records, with the run's
 settings from the same ``TrainConfig`` and flags as the pose trainer
-(``--batch_size``, ``--learning_rate``, ``--learning_rate_decay``,
-``--epochs``, ``--seed``, ``--progress_bar``, ``--refiner_features``).
+(``--batch_size``, the learning rate's flags and schedule as
+``trainer.make_learning_rate`` reads them, ``--epochs``, ``--seed``,
+``--progress_bar``, ``--refiner_features``).
 What lands in ``--model_dir``, as for a pose run: ``config.json``,
 ``last.keras`` (the final refiner, written atomically), ``history.json``,
 TensorBoard logs in ``logs/``, and ``checkpoints/`` (Keras'
@@ -166,13 +167,10 @@ def train(config, log=print):
   log(f"centre refiner: {refiner.input_size}×{refiner.input_size} crops of a "
       f"{float(refiner.cube_mm[0]):g} mm cube from {config.train_dir}; "
       f"{config.epochs} epochs of {steps_per_epoch} steps of batch "
-      f"{config.batch_size}, "
-      f"learning rate {config.learning_rate:g} ×{config.learning_rate_decay:g} "
-      f"per epoch; output {config.model_dir}")
-  # Decayed once an epoch, as the pose trainer's rate.
-  learning_rate = keras.optimizers.schedules.ExponentialDecay(
-      config.learning_rate, steps_per_epoch,
-      config.learning_rate_decay, staircase=True)
+      f"{config.batch_size}, {trainer.describe_learning_rate(config)}; "
+      f"output {config.model_dir}")
+  # The pose trainer's schedule, with Keras' Adam (β1 0.9).
+  learning_rate = trainer.make_learning_rate(config, steps_per_epoch)
   refiner.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=keras.losses.MeanSquaredError(),
                   jit_compile=config.jit_compile)

@@ -56,7 +56,12 @@ _FIELD_FLAGS = {
         "A prepared split, not the test split, that chooses best.keras."),
     "batch_size": "Global batch size.",
     "learning_rate": "Initial rate.",
-    "learning_rate_decay": "Factor applied to the rate every epoch.",
+    "learning_rate_decay": "--learning_rate_schedule=exponential: factor "
+                           "applied to the rate every epoch.",
+    "learning_rate_schedule": (
+        "exponential: ×--learning_rate_decay every epoch (the authors' "
+        "code); cosine: a half cosine from --learning_rate to 0 over "
+        "--epochs, step by step.", train_config.LEARNING_RATE_SCHEDULES),
     "warmup_steps": "Steps of linear learning-rate warm-up at the start "
                     "(the authors' code: 100).",
     "warmup_initial_factor": "Fraction of the rate the warm-up starts from "

@@ -26,6 +26,10 @@ AUGMENT_MODES = ("all", "authors")
 # (``centre_training``) on records prepared with refiner crops.
 TASKS = ("pose", "centre")
 LOSS_REDUCTIONS = ("mean", "sum")
+# How the learning rate falls after its warm-up (trainer.LearningRate):
+# ×learning_rate_decay every epoch (the authors'), or a half cosine to zero
+# over the run's epochs.
+LEARNING_RATE_SCHEDULES = ("exponential", "cosine")
 
 
 @dataclasses.dataclass
@@ -41,6 +45,7 @@ class TrainConfig:
   batch_size: int = 32
   learning_rate: float = 1e-4  # authors: 2e-4 for NYU
   learning_rate_decay: float = 0.96
+  learning_rate_schedule: str = "exponential"
   warmup_steps: int = 0  # authors: 100
   warmup_initial_factor: float = 1.0 / 3.0
   adam_beta1: float = 0.9  # authors: 0.5
@@ -82,7 +87,8 @@ class TrainConfig:
                "weight_decay_mode": WEIGHT_DECAY_MODES,
                "coordinate_convention": geometry.COORDINATE_CONVENTIONS,
                "augment_mode": AUGMENT_MODES, "task": TASKS,
-               "loss_reduction": LOSS_REDUCTIONS}
+               "loss_reduction": LOSS_REDUCTIONS,
+               "learning_rate_schedule": LEARNING_RATE_SCHEDULES}
     for name, allowed in choices.items():
       if getattr(self, name) not in allowed:
         raise ValueError(f"--{name}={getattr(self, name)!r} is not one of "

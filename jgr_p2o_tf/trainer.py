@@ -67,6 +67,7 @@ from jgr_p2o_tf import progress
 from jgr_p2o_tf import records_manifest
 from jgr_p2o_tf import run_dir
 from jgr_p2o_tf import skeletons
+from jgr_p2o_tf import train_config
 from jgr_p2o_tf import train_step as train_step_lib
 from jgr_p2o_tf import validation_split
 
@@ -96,28 +97,43 @@ def build_model_from_config(config, num_joints):
 
 @keras.saving.register_keras_serializable(package="jgr_p2o_tf")
 class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
-  """Per-epoch exponential decay after a linear warm-up.
+  """The learning rate at an optimiser step: a decay after a linear warm-up.
 
-  ``rate(k) = initial · decay^floor(k / steps_per_epoch)`` at optimiser step
-  k (0 for the first update), times ``f0 + (1 - f0)(k + 1)/warmup_steps``
-  while k < warmup_steps within the first epoch. That is the authors'
-  warm-up: their step k < 100 of epoch 0 runs at
-  ``(1 - (1 - (k + 1)/100)(1 - 1/3)) · initial``, so f0 = 1/3 and the
-  rate reaches ``initial`` at step 99.
+  At optimiser step k (0 for the first update), ``schedule`` "exponential"
+  gives ``rate(k) = initial · decay^floor(k / steps_per_epoch)``, and
+  "cosine" ``rate(k) = initial · (1 + cos(π · min(k, total_steps) /
+  total_steps)) / 2``, from ``initial`` at the first step to 0 after
+  ``total_steps`` (the run's). Either is multiplied by
+  ``f0 + (1 - f0)(k + 1)/warmup_steps`` while k < warmup_steps within the
+  first epoch. That is the authors' warm-up: their step k < 100 of epoch 0
+  runs at ``(1 - (1 - (k + 1)/100)(1 - 1/3)) · initial``, so f0 = 1/3 and
+  the rate reaches ``initial`` at step 99.
   """
 
   def __init__(self, initial, decay, steps_per_epoch, warmup_steps=0,
-               warmup_initial_factor=1.0 / 3.0):
+               warmup_initial_factor=1.0 / 3.0, schedule="exponential",
+               total_steps=0):
+    if schedule not in train_config.LEARNING_RATE_SCHEDULES:
+      raise ValueError(f"learning rate schedule {schedule!r} is not one of "
+                       f"{', '.join(train_config.LEARNING_RATE_SCHEDULES)}")
+    if schedule == "cosine" and total_steps <= 0:
+      raise ValueError("the cosine learning rate needs total_steps > 0")
     self.initial = float(initial)
     self.decay = float(decay)
     self.steps_per_epoch = int(steps_per_epoch)
     self.warmup_steps = int(warmup_steps)
     self.warmup_initial_factor = float(warmup_initial_factor)
+    self.schedule = schedule
+    self.total_steps = int(total_steps)
 
   def __call__(self, step):
     step = keras.ops.cast(step, "float32")
-    rate = self.initial * keras.ops.power(
-        self.decay, keras.ops.floor(step / self.steps_per_epoch))
+    if self.schedule == "cosine":
+      done = keras.ops.minimum(step, self.total_steps) / self.total_steps
+      rate = self.initial * 0.5 * (1.0 + keras.ops.cos(math.pi * done))
+    else:
+      rate = self.initial * keras.ops.power(
+          self.decay, keras.ops.floor(step / self.steps_per_epoch))
     if not self.warmup_steps:
       return rate
     start = self.warmup_initial_factor
@@ -129,14 +145,29 @@ class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
     return {"initial": self.initial, "decay": self.decay,
             "steps_per_epoch": self.steps_per_epoch,
             "warmup_steps": self.warmup_steps,
-            "warmup_initial_factor": self.warmup_initial_factor}
+            "warmup_initial_factor": self.warmup_initial_factor,
+            "schedule": self.schedule, "total_steps": self.total_steps}
 
 
 def make_learning_rate(config, steps_per_epoch):
-  """The LearningRate schedule of ``config``."""
+  """The LearningRate schedule of ``config`` for ``config.epochs`` epochs."""
   return LearningRate(config.learning_rate, config.learning_rate_decay,
                       steps_per_epoch, config.warmup_steps,
-                      config.warmup_initial_factor)
+                      config.warmup_initial_factor,
+                      config.learning_rate_schedule,
+                      config.epochs * steps_per_epoch)
+
+
+def describe_learning_rate(config):
+  """The schedule of ``config`` in words, for the start summaries."""
+  if config.learning_rate_schedule == "cosine":
+    text = f"learning rate {config.learning_rate:g}, cosine to 0"
+  else:
+    text = (f"learning rate {config.learning_rate:g}, "
+            f"×{config.learning_rate_decay:g} per epoch")
+  if config.warmup_steps:
+    text += f" after {config.warmup_steps} warm-up steps"
+  return text
 
 
 def make_optimizer(config, learning_rate):
@@ -428,8 +459,8 @@ def start_summary(trainer):
       f"{training.crops} training crops in {len(training.shards)} shards; "
       f"validation: {validation}",
       f"schedule: {config.epochs} epochs of {trainer.steps_per_epoch} steps "
-      f"of batch {config.batch_size} ({total_steps} steps); learning rate "
-      f"{config.learning_rate:g}, ×{config.learning_rate_decay:g} per epoch; "
+      f"of batch {config.batch_size} ({total_steps} steps); "
+      f"{describe_learning_rate(config)}; "
       f"offset loss β {config.beta:g}; augmentation "
       f"{config.augment_mode if config.augment else 'off'}",
       f"output: {config.model_dir} (TensorBoard: tensorboard "

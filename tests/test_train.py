@@ -268,6 +268,37 @@ def test_a_model_in_the_authors_convention_is_taught_in_it(synthetic_records,
              float(losses_by_labels[0]["coordinate"])) > 1e-4
 
 
+@pytest.mark.parametrize("warmup_steps", [0, 20])
+def test_the_cosine_learning_rate(warmup_steps):
+  import keras  # pylint: disable=g-import-not-at-top
+  config = train_config.TrainConfig(
+      train_dir="", model_dir="", epochs=4, learning_rate=3e-3,
+      learning_rate_schedule="cosine", warmup_steps=warmup_steps)
+  steps_per_epoch = 50
+  schedule = trainer_lib.make_learning_rate(config, steps_per_epoch)
+
+  def rate(step):
+    # Half a cosine period over the 200 steps of the run; the warm-up's
+    # linear factor from a third, as for the exponential schedule.
+    value = 3e-3 * 0.5 * (1 + np.cos(np.pi * min(step, 200) / 200))
+    if step < warmup_steps:
+      value *= 1 / 3 + (2 / 3) * (step + 1) / warmup_steps
+    return value
+
+  for step in (0, 1, 19, 20, 49, 50, 100, 150, 199, 200, 260):
+    assert float(schedule(step)) == pytest.approx(rate(step), rel=1e-5,
+                                                  abs=1e-10), step
+  assert float(schedule(100)) == pytest.approx(1.5e-3, rel=1e-6)
+  assert float(schedule(200)) == pytest.approx(0.0, abs=1e-12)
+  after_warmup = [float(schedule(k)) for k in range(warmup_steps, 201)]
+  assert all(np.diff(after_warmup) <= 0)
+  # A checkpointed optimiser carries its schedule: the config round-trips.
+  copy = keras.optimizers.schedules.deserialize(
+      keras.optimizers.schedules.serialize(schedule))
+  assert copy.get_config() == schedule.get_config()
+  assert float(copy(150)) == float(schedule(150))
+
+
 def test_the_authors_optimiser_beta1_and_warm_up():
   import keras  # pylint: disable=g-import-not-at-top
   config = train_config.TrainConfig(
