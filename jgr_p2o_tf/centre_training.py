@@ -187,7 +187,12 @@ def train(config, log=print):
           _EpochProgress(config.epochs, steps_per_epoch,
                          not config.progress_bar, log)])
   last_model = os.path.join(config.model_dir, run_dir.LAST_MODEL)
-  trainer.save_model_atomically(refiner, last_model)
+  # An uncompiled copy: last.keras holds the refiner alone, as a pose run's
+  # does, so loading it never needs the optimiser or its schedule
+  # (trainer.LearningRate); the optimiser's state is in checkpoints/.
+  final = centre_refiner.CentreRefiner.from_config(refiner.get_config())
+  final.set_weights(refiner.get_weights())
+  trainer.save_model_atomically(final, last_model)
   # The epochs of this call: after a resume, the ones it trained.
   epochs = [{"epoch": epoch + 1, "loss": float(loss)} for epoch, loss in
             zip(history.epoch, history.history.get("loss", []))]

@@ -524,7 +524,7 @@ def load_centre_refiner(refiner_dir):
   if not os.path.isfile(path):
     raise ValueError(f"{refiner_dir}: no {run_dir.LAST_MODEL} (train the "
                      f"refiner with python -m jgr_p2o_tf.train --task=centre)")
-  refiner = keras.saving.load_model(path)
+  refiner = keras.saving.load_model(path, compile=False)
   if not isinstance(refiner, centre_refiner.CentreRefiner):
     raise ValueError(f"{path} is not a centre refiner ({type(refiner).__name__})")
   return refiner, path
