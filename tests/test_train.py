@@ -297,6 +297,9 @@ def test_the_cosine_learning_rate(warmup_steps):
       keras.optimizers.schedules.serialize(schedule))
   assert copy.get_config() == schedule.get_config()
   assert float(copy(150)) == float(schedule(150))
+  assert trainer_lib.describe_learning_rate(config) == (
+      "learning rate 0.003, cosine to 0"
+      + (f" after {warmup_steps} warm-up steps" if warmup_steps else ""))
 
 
 def test_the_authors_optimiser_beta1_and_warm_up():
