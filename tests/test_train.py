@@ -292,7 +292,7 @@ def test_the_cosine_learning_rate(warmup_steps):
   assert float(schedule(200)) == pytest.approx(0.0, abs=1e-12)
   after_warmup = [float(schedule(k)) for k in range(warmup_steps, 201)]
   assert all(np.diff(after_warmup) <= 0)
-  # A checkpointed optimiser carries its schedule: the config round-trips.
+  # A saved optimiser's config holds its schedule, which round-trips.
   copy = keras.optimizers.schedules.deserialize(
       keras.optimizers.schedules.serialize(schedule))
   assert copy.get_config() == schedule.get_config()
