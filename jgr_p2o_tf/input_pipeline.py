@@ -20,20 +20,6 @@ DEFAULT_SHUFFLE_BUFFER = 2048
 _MAX_CYCLE_LENGTH = 16
 
 
-def _options():
-  # Without tf.data's autotuner: deleting an iterator waits for its model
-  # thread to finish sleeping, and that sleep doubles up to 60 s (TF 2.21).
-  # The training iterator of an epoch, and Keras fit's at its end, then held
-  # the CPUs idle for up to a minute. AUTOTUNE then means tf.data's default
-  # parallelism, and a prefetch buffer that grows while the consumer waits.
-  options = tf.data.Options()
-  options.autotune.enabled = False
-  return options
-
-
-_OPTIONS = _options()
-
-
 def make_dataset(data_dir, *, batch_size, training, seed=None, subjects=None,
                  exclude_subjects=None, shards=None,
                  shuffle_buffer=DEFAULT_SHUFFLE_BUFFER, drop_remainder=None,
@@ -91,11 +77,18 @@ def make_dataset(data_dir, *, batch_size, training, seed=None, subjects=None,
     crop_size = manifest["crop_size"]
     parse = lambda serialized, _: tfrecords.parse_example(
         serialized, num_joints, crop_size)
+  # Without tf.data's autotuner: deleting an iterator waits for its model
+  # thread to finish sleeping, and that sleep doubles up to 60 s (TF 2.21).
+  # The training iterator of an epoch, and Keras fit's at its end, then held
+  # the CPUs idle for up to a minute. AUTOTUNE then means tf.data's default
+  # parallelism, and a prefetch buffer that grows while the consumer waits.
+  options = tf.data.Options()
+  options.autotune.enabled = False
   return records.batch(batch_size, drop_remainder=drop_remainder).map(
       lambda serialized: parse(serialized, manifest),
       num_parallel_calls=tf.data.AUTOTUNE,
       deterministic=deterministic).prefetch(tf.data.AUTOTUNE).with_options(
-          _OPTIONS)
+          options)
 
 
 def batches(dataset, data_dir):
