@@ -61,7 +61,8 @@ _FIELD_FLAGS = {
     "learning_rate_schedule": (
         "exponential: ×--learning_rate_decay every epoch (the authors' "
         "code); cosine: a half cosine from --learning_rate to 0 over "
-        "--epochs, step by step.", train_config.LEARNING_RATE_SCHEDULES),
+        "--epochs, step by step (resuming with other --epochs reshapes "
+        "what is left of it).", train_config.LEARNING_RATE_SCHEDULES),
     "warmup_steps": "Steps of linear learning-rate warm-up at the start "
                     "(the authors' code: 100).",
     "warmup_initial_factor": "Fraction of the rate the warm-up starts from "
