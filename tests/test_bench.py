@@ -225,6 +225,19 @@ def test_cli_under_jax_runs_without_tensorflow(tmp_path):
   assert "jax.jit(model.stateless_call)" in result.stdout
 
 
+def test_a_jax_child_gets_huge_pages_unless_told_otherwise(monkeypatch):
+  monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+  environment = training_speed.child_environment("jax")
+  assert environment["KERAS_BACKEND"] == "jax"
+  assert environment["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=1"
+  assert "GLIBC_TUNABLES" not in training_speed.child_environment(
+      "tensorflow")
+  # A user's own tunables win.
+  monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")
+  assert training_speed.child_environment("jax")["GLIBC_TUNABLES"] == (
+      "glibc.malloc.arena_max=2")
+
+
 def test_cli_refuses_float16_training():
   result = subprocess.run(
       [sys.executable, "-m", "jgr_p2o_tf.bench", "--parts=train",
