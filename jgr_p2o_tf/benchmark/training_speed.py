@@ -200,6 +200,11 @@ def benchmark_training(config, settings, log):
   backend = keras.backend.backend()
   rows = []
   if backend in settings.train_backends:
+    if backend == "jax" and "GLIBC_TUNABLES" not in os.environ:
+      import jax  # pylint: disable=g-import-not-at-top
+      if jax.default_backend() == "cpu":
+        log("train: JAX on a CPU in this process, without huge pages: start "
+            f"it with GLIBC_TUNABLES={JAX_CHILD_GLIBC_TUNABLES} (README)")
     rows += benchmark_train_steps(config, settings, log)
   for other in settings.train_backends:
     if other != backend:
