@@ -155,6 +155,7 @@ def train(config, log=print):
     # Resolved as the pose trainer does, so that config.json names it and a
     # rerun's check_resumable compares like with like.
     config.skeleton = manifest["skeleton"]
+  config.jit_compile = trainer.resolve_jit_compile(config.jit_compile)
   os.makedirs(config.model_dir, exist_ok=True)
   trainer.write_config(config)
   keras.utils.set_random_seed(config.seed)

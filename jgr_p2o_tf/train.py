@@ -109,7 +109,9 @@ _FIELD_FLAGS = {
     "mixed_precision": (
         "Compute dtype; variables, softmaxes and the loss stay float32.",
         train_config.MIXED_PRECISION),
-    "jit_compile": "Compile the train step with XLA.",
+    "jit_compile": "Compile the train step with XLA; default: where "
+                   "TensorFlow sees a GPU or TPU (on a CPU, XLA's train step "
+                   "is the slower).",
     "strategy": (
         "tf.distribute: one device, all local GPUs, or workers from "
         "TF_CONFIG.", train_config.STRATEGIES),
@@ -122,13 +124,17 @@ _FIELD_FLAGS = {
 }
 
 
+_FIELD_TYPES = {field.name: field.type
+                for field in dataclasses.fields(train_config.TrainConfig)}
+
+
 def _define_field_flag(name, default, help_and_choices):
-  """A flag for a TrainConfig field, of the type of its default."""
+  """A flag for a TrainConfig field, of the type of the field."""
   help_text, choices = (help_and_choices if isinstance(help_and_choices, tuple)
                         else (help_and_choices, None))
   if choices is not None:
     flags.DEFINE_enum(name, default, choices, help_text)
-  elif isinstance(default, bool):
+  elif _FIELD_TYPES[name] in (bool, bool | None):
     flags.DEFINE_boolean(name, default, help_text)
   elif isinstance(default, int):
     flags.DEFINE_integer(name, default, help_text)

@@ -71,7 +71,9 @@ class TrainConfig:
   scale_sigma: float = 0.05
   farthest_depth_to_background: bool = False  # authors: True
   mixed_precision: str = "none"
-  jit_compile: bool = True
+  # None: XLA where TensorFlow sees a GPU or TPU, not on a CPU, where its
+  # train step is slower (trainer.resolve_jit_compile).
+  jit_compile: bool | None = None
   strategy: str = "default"
   test_subject: str = ""
   checkpoint_every_steps: int = 500

@@ -72,8 +72,8 @@ def trained_refiner(refiner_records, tmp_path_factory):
   centre_training.train(train_config.TrainConfig(
       train_dir=refiner_records, model_dir=model_dir, task="centre",
       epochs=TINY_REFINER_EPOCHS, batch_size=32, learning_rate=3e-3,
-      learning_rate_decay=0.9, refiner_features=4, jit_compile=False,
-      progress_bar=False), log=lambda _: None)
+      learning_rate_decay=0.9, refiner_features=4, progress_bar=False),
+      log=lambda _: None)
   return model_dir
 
 

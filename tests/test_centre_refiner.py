@@ -166,6 +166,10 @@ def test_a_rerun_of_the_same_refiner_run_is_accepted_and_another_refused(
   skeleton = records_manifest.read_manifest(refiner_records)["skeleton"]
   assert skeleton
   assert run_dir.read_train_config(trained_refiner)["skeleton"] == skeleton
+  # --jit_compile's default, resolved as the pose trainer resolves it.
+  from jgr_p2o_tf import trainer  # pylint: disable=g-import-not-at-top
+  assert run_dir.read_train_config(trained_refiner)["jit_compile"] is (
+      trainer.resolve_jit_compile(None))
   same = train_config.TrainConfig(
       train_dir=refiner_records, model_dir=trained_refiner, task="centre",
       epochs=1, batch_size=32, refiner_features=4)

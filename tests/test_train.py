@@ -36,10 +36,11 @@ def _train_command(records, model_dir, *extra):
 
 def test_loss_falls_and_validation_error_improves(synthetic_records, tmp_path,
                                                   capfd):
-  # A quarter of the training records (their last shard) held out.
+  # A quarter of the training records (their last shard) held out;
+  # --jit_compile left to its default, which the trainer resolves.
   config = _config(synthetic_records, tmp_path, epochs=8, learning_rate=2e-3,
                    augment=False, validation_fraction=0.25,
-                   progress_bar=True, log_every_steps=12)
+                   progress_bar=True, log_every_steps=12, jit_compile=None)
   log = []
   started = time.monotonic()
   history = trainer_lib.train(config, log=log.append)
@@ -53,6 +54,8 @@ def test_loss_falls_and_validation_error_improves(synthetic_records, tmp_path,
   assert [h["step"] for h in history] == [6 * (e + 1) for e in range(8)]
   assert losses[-1] < 0.7 * losses[0]
   assert errors[-1] < 0.8 * errors[0]
+  saved = json.load(open(tmp_path / "config.json"))
+  assert saved["jit_compile"] is trainer_lib.resolve_jit_compile(None)
   best = json.load(open(tmp_path / "best.json"))
   assert best["mean_error_mm"] == pytest.approx(min(errors))
   assert best["validation"]["shards"] == ["train-00003-of-00004.tfrecord"]
@@ -82,6 +85,8 @@ def _check_log(log, bar_lines, config, seconds):
   assert "GFLOPs per frame" in model
   assert "192 training crops" in data and "64 crops" in data
   assert "8 epochs of 6 steps of batch 32 (48 steps)" in schedule
+  assert schedule.endswith(
+      f"train step {'with' if config.jit_compile else 'without'} XLA")
   assert output.startswith(f"output: {config.model_dir}")
   assert re.fullmatch(r"epoch 8: loss \d\.\d{4}, validation mean error "
                       r"\d+\.\d\d mm", log[4 + 7])
@@ -266,6 +271,24 @@ def test_a_model_in_the_authors_convention_is_taught_in_it(synthetic_records,
                                float(losses_by_labels[0][name]), rtol=1e-5)
   assert abs(float(losses_by_labels[1]["coordinate"]) -
              float(losses_by_labels[0]["coordinate"])) > 1e-4
+
+
+def test_xla_by_default_only_where_tensorflow_sees_an_accelerator(
+    monkeypatch):
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from jgr_p2o_tf import train  # pylint: disable=g-import-not-at-top,unused-import
+  flag = flags.FLAGS["jit_compile"]  # a boolean flag whose default is None
+  assert flag.default is None and flag.boolean
+  devices = {"CPU": ["/device:CPU:0"], "GPU": [], "TPU": []}
+  monkeypatch.setattr(trainer_lib.tf.config, "list_logical_devices",
+                      lambda kind: devices[kind])
+  assert trainer_lib.resolve_jit_compile(None) is False
+  assert trainer_lib.resolve_jit_compile(True) is True
+  for accelerator in ("GPU", "TPU"):
+    devices[accelerator] = [f"/device:{accelerator}:0"]
+    assert trainer_lib.resolve_jit_compile(None) is True
+    assert trainer_lib.resolve_jit_compile(False) is False
+    devices[accelerator] = []
 
 
 @pytest.mark.parametrize("warmup_steps", [0, 20])
