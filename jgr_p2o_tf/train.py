@@ -126,6 +126,12 @@ _FIELD_FLAGS = {
 
 _FIELD_TYPES = {field.name: field.type
                 for field in dataclasses.fields(train_config.TrainConfig)}
+# A field's type → the absl flag of it; a bool | None field's None lets the
+# run resolve it (jit_compile).
+_DEFINE_BY_TYPE = {bool: flags.DEFINE_boolean,
+                   bool | None: flags.DEFINE_boolean,
+                   int: flags.DEFINE_integer, float: flags.DEFINE_float,
+                   str: flags.DEFINE_string}
 
 
 def _define_field_flag(name, default, help_and_choices):
@@ -134,14 +140,8 @@ def _define_field_flag(name, default, help_and_choices):
                         else (help_and_choices, None))
   if choices is not None:
     flags.DEFINE_enum(name, default, choices, help_text)
-  elif _FIELD_TYPES[name] in (bool, bool | None):
-    flags.DEFINE_boolean(name, default, help_text)
-  elif isinstance(default, int):
-    flags.DEFINE_integer(name, default, help_text)
-  elif isinstance(default, float):
-    flags.DEFINE_float(name, default, help_text)
   else:
-    flags.DEFINE_string(name, default, help_text)
+    _DEFINE_BY_TYPE[_FIELD_TYPES[name]](name, default, help_text)
 
 
 for _name, _help in _FIELD_FLAGS.items():
